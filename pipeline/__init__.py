@@ -1,0 +1,1 @@
+"""Sequence classification of noisy squares: the library behind the DVC stages."""

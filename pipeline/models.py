@@ -1,0 +1,154 @@
+"""Sequence classifiers for the squares: recurrent (RNN, GRU, LSTM) and convolutional.
+
+Every model has the same call, `model(sequences, lengths)`, with padded sequences (N, L, F)
+and their lengths (N,), and returns one logit per sequence, (N, 1): above 0 means clockwise.
+Models are plain modules; they are saved and loaded as state dicts.
+"""
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from pipeline.squares import MAX_LENGTH
+
+#: Each point of a sequence is a corner's (x, y).
+N_FEATURES = 2
+
+RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+ARCHITECTURES = (*RECURRENT_LAYERS, "conv1d")
+
+
+class RecurrentClassifier(nn.Module):
+    """A recurrent layer read at each sequence's last real step, then a linear layer to one logit.
+
+    Padding: a unidirectional layer's output at step lengths-1 has only seen real points (a
+    recurrence never looks ahead), so on padded input reading it there is exact, and packing
+    only saves work. A bidirectional layer is different: its reverse direction starts at the
+    end of the padded array, so on padded variable-length input it would run through the
+    padding before reaching the real points. Packing starts each sequence's reverse pass at
+    its own last real point; use `packed=True` for bidirectional models on variable lengths.
+
+    When bidirectional, the output read at lengths-1 is both directions' outputs at that step,
+    concatenated: the forward direction has seen the whole sequence there, the reverse
+    direction only the last point. That is what the chapter's packed model does.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        hidden_dim: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        packed: bool = False,
+        n_features: int = N_FEATURES,
+    ) -> None:
+        super().__init__()
+        if cell not in RECURRENT_LAYERS:
+            raise ValueError(f"cell must be one of {sorted(RECURRENT_LAYERS)}, got {cell!r}")
+        self.packed = packed
+        # The recurrent layer is built before the linear one: with a seeded generator, that
+        # order decides which random numbers initialise which weights (as in the chapter).
+        self.recurrent = RECURRENT_LAYERS[cell](
+            n_features,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
+        num_directions = 2 if bidirectional else 1
+        self.classifier = nn.Linear(hidden_dim * num_directions, 1)
+
+    def forward(self, sequences: Tensor | PackedSequence, lengths: Tensor | None = None) -> Tensor:
+        """Logits (N, 1) for padded sequences (N, L, F) with lengths (N,), or a PackedSequence.
+
+        A packed model packs padded input itself; a PackedSequence carries its own lengths.
+        """
+        if not isinstance(sequences, PackedSequence):
+            if lengths is None:
+                raise ValueError("padded sequences need their lengths (N,); got lengths=None")
+            if not self.packed:
+                outputs, _ = self.recurrent(sequences)  # (N, L, num_directions * H)
+                sequence_indices = torch.arange(len(lengths), device=lengths.device)
+                return self.classifier(outputs[sequence_indices, lengths - 1])
+            sequences = pack_padded_sequence(
+                sequences, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+        packed_outputs, _ = self.recurrent(sequences)
+        # Reading the packed rows directly gives the same numbers as unpacking to (N, L, D * H)
+        # and indexing, without building the padded copy, forward and backward.
+        return self.classifier(packed_outputs.data[_last_step_rows(packed_outputs)])
+
+
+def _last_step_rows(packed: PackedSequence) -> Tensor:
+    """The row of packed.data (N,) holding each sequence's last real step, in input order.
+
+    Packed data is time-major: step t is a block of batch_sizes[t] rows, longest sequence first.
+    """
+    batch_sizes = packed.batch_sizes  # (T,), on the CPU
+    sorted_positions = torch.arange(int(batch_sizes[0]))
+    sorted_lengths = (batch_sizes > sorted_positions[:, None]).sum(dim=1)
+    step_starts = torch.cumsum(batch_sizes, dim=0) - batch_sizes
+    rows = (step_starts[sorted_lengths - 1] + sorted_positions).to(packed.data.device)
+    return rows if packed.unsorted_indices is None else rows[packed.unsorted_indices]
+
+
+class ConvClassifier(nn.Module):
+    """The chapter's 1D convolution: Conv1d(F -> channels, kernel 2), ReLU, flatten, Linear to 1.
+
+    The kernel slides over consecutive pairs of points, so it sees direction locally; the
+    linear layer weighs the L - 1 pair positions. Fixed-length sequences only.
+    """
+
+    def __init__(
+        self, channels: int, sequence_length: int = MAX_LENGTH, n_features: int = N_FEATURES
+    ) -> None:
+        super().__init__()
+        self.sequence_length = sequence_length
+        # Convolution first, then linear: the seeded initialisation order of the chapter.
+        self.conv = nn.Conv1d(n_features, channels, kernel_size=2)
+        self.classifier = nn.Linear(channels * (sequence_length - 1), 1)
+
+    def forward(self, sequences: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits (N, 1) for sequences (N, L, F); lengths (N,), if given, must all be L.
+
+        Takes lengths only so that every model has the same call.
+        """
+        if lengths is not None and bool((lengths != self.sequence_length).any()):
+            raise ValueError(
+                f"ConvClassifier needs every sequence to have {self.sequence_length} points; "
+                "got variable lengths"
+            )
+        # Conv1d slides over the last axis, so time goes last: (N, L, F) -> (N, F, L).
+        pair_features = torch.relu(self.conv(sequences.transpose(1, 2)))  # (N, C, L - 1)
+        return self.classifier(pair_features.flatten(1))
+
+
+def build_model(
+    arch: str, hidden_dim: int, num_layers: int, bidirectional: bool, packed: bool, seed: int
+) -> nn.Module:
+    """A freshly initialised classifier whose initial weights are fully determined by `seed`.
+
+    arch is "rnn", "gru", "lstm" or "conv1d" (where hidden_dim is the number of filters).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
+    if arch == "conv1d" and (num_layers != 1 or bidirectional or packed):
+        raise ValueError(
+            "conv1d takes num_layers=1, bidirectional=False and packed=False; got "
+            f"num_layers={num_layers}, bidirectional={bidirectional}, packed={packed}"
+        )
+    # Seeding right before construction is the chapter's torch.manual_seed(21); forking the
+    # generator keeps this from changing anyone else's random numbers.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if arch == "conv1d":
+            return ConvClassifier(channels=hidden_dim)
+        return RecurrentClassifier(arch, hidden_dim, num_layers, bidirectional, packed)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """How many numbers `model` learns: the elements of all its parameter tensors.
+
+    Biases count too; buffers, which are not learned, do not.
+    """
+    return sum(parameter.numel() for parameter in model.parameters())

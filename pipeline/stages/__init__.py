@@ -1,0 +1,1 @@
+"""Stage entry points: read params, call the library, write outputs atomically, track."""

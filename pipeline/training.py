@@ -1,0 +1,230 @@
+"""The training loop: Adam on binary cross-entropy over shuffled mini-batches.
+
+Each epoch is a training pass over the shuffled training set, then, when a validation set is
+given, a validation pass. Batches are the very batches torch's DataLoader(shuffle=True) would
+draw after torch.manual_seed(shuffle_seed), but they come from the loop's own generator and are
+cut out of tensors built once, so nothing is collated per batch and nothing global is touched.
+
+Reproducibility: on CPU the same model, data and settings give the same bytes of weights.
+torch's CPU kernels may split work across threads differently on machines with other core
+counts, so a caller that wants the same bytes everywhere calls torch.set_num_threads(1) first.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class LabelledSequences:
+    """Padded sequences with their lengths and labels, as tensors ready for a model.
+
+    features: (N, L, F) float32, zero beyond each length.
+    lengths: (N,) int64.
+    labels: (N, 1) float32, 1.0 = clockwise.
+    """
+
+    features: Tensor
+    lengths: Tensor
+    labels: Tensor
+
+    @classmethod
+    def from_arrays(cls, points: np.ndarray, lengths: np.ndarray, labels: np.ndarray) -> Self:
+        """Tensors from arrays shaped like the Squares fields: (N, L, F), (N,), (N,).
+
+        float64 points become float32 the way the chapter converts them: as_tensor, then float().
+        """
+        return cls(
+            features=torch.as_tensor(points).float(),
+            lengths=torch.as_tensor(lengths, dtype=torch.int64),
+            labels=torch.as_tensor(labels).float().view(-1, 1),
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> Self:
+        """The same sequences on `device`.
+
+        Lengths move too: models read outputs at lengths - 1 on the device.
+        """
+        return type(self)(self.features.to(device), self.lengths.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch's losses (means over samples) and accuracies; val_* are None without validation.
+
+    The training figures come from each batch's logits before that batch's update step.
+    """
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's mean loss, accuracy and confusion counts on a set of sequences.
+
+    confusion: (2, 2) int64, rows = true label 0/1, columns = predicted label 0/1.
+    """
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for "auto", "cpu" or "cuda"; "auto" picks CUDA when it is available.
+
+    Asking for "cuda" on a machine without it is an error, not a silent fallback.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
+    return torch.device(name)
+
+
+def draw_loader_seed(generator: torch.Generator) -> int:
+    """One 64-bit seed drawn from `generator` the way DataLoader and RandomSampler draw theirs.
+
+    Consuming the generator exactly like them is what keeps our batches equal to theirs.
+    """
+    return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+
+
+def shuffled_order(generator: torch.Generator, n: int) -> Tensor:
+    """The sample order (n,) of one epoch of DataLoader(shuffle=True), drawn from `generator`.
+
+    Equal to the DataLoader's order when `generator` stands where the global generator would.
+    """
+    # Iterating a DataLoader first draws a base seed for its workers (even with no workers),
+    # then its RandomSampler draws the seed of a fresh generator that makes the permutation.
+    draw_loader_seed(generator)
+    sampler_seed = draw_loader_seed(generator)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(sampler_seed))
+
+
+def predicted_labels(logits: Tensor) -> Tensor:
+    """Predicted labels as float 0/1, same shape as `logits`: sigmoid(logit) > 0.5.
+
+    This is the chapter's rule; it differs from logit > 0 only where sigmoid rounds to 0.5.
+    """
+    return (torch.sigmoid(logits) > 0.5).float()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: LabelledSequences) -> Tensor:
+    """The model's logits (N, 1) for every sequence of `data`, in evaluation mode.
+
+    The whole set goes through in one batch.
+    """
+    model.eval()
+    return model(data.features, data.lengths)
+
+
+def predict_proba(model: nn.Module, data: LabelledSequences) -> Tensor:
+    """The probability (N,) that each sequence of `data` is drawn clockwise.
+
+    That is sigmoid of the model's logit.
+    """
+    return torch.sigmoid(predict_logits(model, data)).view(-1)
+
+
+def _loss_and_accuracy(logits: Tensor, labels: Tensor) -> tuple[float, float]:
+    """Mean binary cross-entropy and accuracy of logits (N, 1) against labels (N, 1).
+
+    One synchronisation for both numbers.
+    """
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    accuracy = (predicted_labels(logits) == labels).float().mean()
+    loss, accuracy = torch.stack([loss, accuracy]).tolist()
+    return loss, accuracy
+
+
+def evaluate(model: nn.Module, data: LabelledSequences) -> Evaluation:
+    """Mean binary cross-entropy, accuracy and confusion counts of `model` on `data`.
+
+    Predicted label: sigmoid(logit) > 0.5.
+    """
+    logits = predict_logits(model, data)
+    loss, accuracy = _loss_and_accuracy(logits, data.labels)
+    true = data.labels.view(-1).long()
+    predicted = predicted_labels(logits).view(-1).long()
+    confusion = torch.bincount(2 * true + predicted, minlength=4).view(2, 2)
+    return Evaluation(loss=loss, accuracy=accuracy, confusion=confusion.cpu().numpy())
+
+
+def train(
+    model: nn.Module,
+    train_data: LabelledSequences,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    shuffle_seed: int,
+    validation_data: LabelledSequences | None = None,
+    device: torch.device | None = None,
+    on_epoch_end: Callable[[EpochStats], None] | None = None,
+) -> list[EpochStats]:
+    """Train `model` in place with Adam on BCEWithLogitsLoss; one EpochStats per epoch.
+
+    `on_epoch_end`, if given, receives each epoch's stats as soon as they are known.
+    """
+    device = device or torch.device("cpu")
+    model.to(device)
+    train_data = train_data.to(device)
+    if validation_data is not None:
+        validation_data = validation_data.to(device)
+    # foreach does the same arithmetic as the per-tensor default, element by element (the
+    # book parity test holds it to the same bits), with one call per operation, not per tensor.
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
+    loss_fn = nn.BCEWithLogitsLoss()
+    shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = shuffled_order(shuffle_generator, len(train_data)).to(device)
+        # Each batch's logits are kept, in pass order, to score the pass once at its end:
+        # one copy per step instead of a loss and accuracy sum per step.
+        pass_logits = torch.empty(len(train_data), 1, device=device)
+        for start in range(0, len(train_data), batch_size):
+            batch = order[start : start + batch_size]
+            features = train_data.features.index_select(0, batch)
+            lengths = train_data.lengths.index_select(0, batch)
+            labels = train_data.labels.index_select(0, batch)
+
+            optimizer.zero_grad()
+            logits = model(features, lengths)
+            loss = loss_fn(logits, labels)
+            loss.backward()
+            optimizer.step()
+
+            pass_logits[start : start + batch_size] = logits.detach()
+        train_loss, train_accuracy = _loss_and_accuracy(
+            pass_logits, train_data.labels.index_select(0, order)
+        )
+
+        val_loss = val_accuracy = None
+        if validation_data is not None:
+            # A DataLoader draws a base seed each time it is iterated, even an unshuffled
+            # validation loader; drawing it too keeps the next epoch's batches in step.
+            draw_loader_seed(shuffle_generator)
+            validation = evaluate(model, validation_data)
+            val_loss, val_accuracy = validation.loss, validation.accuracy
+
+        stats = EpochStats(epoch, train_loss, train_accuracy, val_loss, val_accuracy)
+        history.append(stats)
+        if on_epoch_end is not None:
+            on_epoch_end(stats)
+    return history
