@@ -4,8 +4,10 @@ The hidden state is the representation of a sequence: this module computes where
 sequences' hidden states lie after each step, where the classifier's decision boundary runs
 through that space, and how each operation of a cell moves the whole hidden plane (the
 "journey" of a hidden state). Everything is recomputed from the trained weights with the
-from-scratch cells of `pipeline.cells`, so every intermediate is available. Hidden spaces of
-more than two dimensions are drawn in the plane of their first two principal components.
+from-scratch cells of `pipeline.cells`, so every intermediate is available. A hidden space of
+more than two dimensions is drawn in a plane: for the decision boundary, the plane of the
+classifier's direction and the states' main spread across it (so the boundary stays exact);
+for a journey, the plane of the states' first two principal components.
 """
 
 from collections.abc import Sequence
@@ -93,9 +95,7 @@ def unroll_layers(
     runs = []
     inputs = sequences
     for layer in range(recurrent.num_layers):
-        directions = [
-            unroll_cell(CellWeights.from_layer(recurrent, layer), inputs),
-        ]
+        directions = [unroll_cell(CellWeights.from_layer(recurrent, layer), inputs)]
         if recurrent.bidirectional:
             weights = CellWeights.from_layer(recurrent, layer, reverse=True)
             backward = unroll_cell(weights, _reorder(inputs, order))
@@ -122,15 +122,6 @@ def _reversed_order(lengths: Tensor, length: int) -> Tensor:
 def _reorder(values: Tensor, order: Tensor) -> Tensor:
     """values (N, L, K) with each sequence's steps taken in `order` (N, L)."""
     return values.gather(1, order[:, :, None].expand(-1, -1, values.shape[2]))
-
-
-def hidden_states(model: RecurrentClassifier, sequences: Tensor, lengths: Tensor) -> Tensor:
-    """(N, L, D * H): the last layer's output after each step, what the classifier would read.
-
-    At step lengths - 1 it is exactly the classifier's input; beyond a sequence's length it is
-    meaningless (mask it with `pipeline.squares.step_mask`).
-    """
-    return unroll_layers(model.recurrent, sequences, lengths, model.packed)[-1].outputs
 
 
 @dataclass(frozen=True)
@@ -348,19 +339,17 @@ def _lstm_images(
 _OPERATION_IMAGES = {"rnn": _rnn_images, "gru": _gru_images, "lstm": _lstm_images}
 
 
-def clockwise_journeys(model: RecurrentClassifier, planes: Sequence[Plane]) -> list[Journey]:
-    """The journey of the last layer through the clockwise square A, B, C, D, per direction.
+def _clockwise_journeys(
+    model: RecurrentClassifier, inputs: Tensor, planes: Sequence[Plane]
+) -> list[Journey]:
+    """The last layer's journey through the clockwise square A, B, C, D, per direction.
 
-    planes: one per direction; the backward direction reads the square reversed (D, C, B, A).
+    inputs (L, F): what the last layer reads for that square; planes: one per direction. The
+    backward direction reads the square reversed (D, C, B, A).
     """
     last = model.recurrent.num_layers - 1
-    # What the last layer reads: the corners themselves, or the layers below's outputs.
-    square = torch.as_tensor(CLOCKWISE_FROM_A[None], dtype=torch.float32)
-    lengths = torch.tensor([len(CLOCKWISE_FROM_A)])
-    inputs = unroll_layers(model.recurrent, square, lengths, model.packed)[last].inputs[0]
-    journeys = [
-        grid_journey(CellWeights.from_layer(model.recurrent, last), inputs, CORNER_NAMES, planes[0])
-    ]
+    weights = CellWeights.from_layer(model.recurrent, last)
+    journeys = [grid_journey(weights, inputs, CORNER_NAMES, planes[0])]
     if model.recurrent.bidirectional:
         weights = CellWeights.from_layer(model.recurrent, last, reverse=True)
         journeys.append(grid_journey(weights, inputs.flip(0), CORNER_NAMES[::-1], planes[1]))
@@ -400,6 +389,8 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     squares = torch.as_tensor(NOISE_FREE.reshape(-1, *CLOCKWISE_FROM_A.shape), dtype=torch.float32)
     lengths = torch.full((len(squares),), squares.shape[1])
     noise_free_runs = unroll_layers(model.recurrent, squares, lengths, model.packed)
+    # NOISE_FREE is (start, direction): square 1 starts at A and turns clockwise.
+    clockwise_inputs = noise_free_runs[-1].inputs[1]
 
     def direction_planes(run: LayerRun) -> list[Plane]:
         return [fit_plane(direction.hidden.numpy()[real]) for direction in run.directions]
@@ -410,5 +401,5 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         plane=fit_plane(states[real], normal),
         noise_free_states=noise_free_runs[-1].outputs[:, -1].numpy(),
         input_planes=tuple(direction_planes(runs[0])),
-        journeys=tuple(clockwise_journeys(model, direction_planes(runs[-1]))),
+        journeys=tuple(_clockwise_journeys(model, clockwise_inputs, direction_planes(runs[-1]))),
     )

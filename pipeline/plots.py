@@ -6,23 +6,18 @@ boundary, where the eight noise-free squares end up, and the journey of one hidd
 through every operation of the cell, as a grid of figures and as an animation. A Conv1d
 variant gets its filters and the edge features they compute. Both get their loss curves.
 
-Pictures are byte-for-byte reproducible: figures are drawn with Agg on their own canvas (no
-pyplot state), under one explicit style, laid out by hand in inches, and saved without
-timestamps or version strings. The numbers come from `pipeline.journey`; this module draws.
+Pictures are byte-for-byte reproducible (see `pipeline.figures`). The numbers come from
+`pipeline.journey`; this module draws.
 """
 
-import textwrap
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -31,7 +26,7 @@ from PIL import Image
 from torch import nn
 
 from pipeline.cells import CellWeights
-from pipeline.files import atomic_output
+from pipeline.figures import gif_frame, panel_figure, save_gif, save_pngs, style, wrap
 from pipeline.journey import (
     CLOCKWISE_FROM_A,
     INPUT_BLOCKS,
@@ -45,34 +40,15 @@ from pipeline.journey import (
 from pipeline.models import ConvClassifier, RecurrentClassifier
 from pipeline.squares import CORNER_NAMES, Squares, corner_order
 
+if TYPE_CHECKING:  # only its fields are read: the report stage needs no history module
+    from pipeline.history import History
+
 #: One colour per label, the same in every figure: 0 = counter-clockwise, 1 = clockwise.
 LABEL_COLOURS = ("#1f77b4", "#d62728")
 LABEL_NAMES = ("counter-clockwise", "clockwise")
 #: P(clockwise) from blue (counter-clockwise) to red (clockwise), matching LABEL_COLOURS.
 PROBABILITY_CMAP = "RdBu_r"
-#: The accuracy the chapter's models reach; the bar chart marks it.
-TARGET_ACCURACY = 0.97
-
-DPI = 100
-TITLE_SIZE, JOURNEY_TITLE_SIZE = 11, 10
-#: Every rcParam these figures rely on, set over matplotlib's defaults (not a user's rc file).
-STYLE = {
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans"],
-    "mathtext.fontset": "dejavusans",
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "figure.titlesize": TITLE_SIZE,
-    "figure.dpi": DPI,
-    "savefig.dpi": DPI,
-    "figure.facecolor": "white",
-    "savefig.facecolor": "white",
-    "axes.facecolor": "white",
-}
+JOURNEY_TITLE_SIZE = 10
 #: GIF timing: each operation stays this long; the new hidden state of a step stays longer.
 FRAME_MS, STEP_END_MS = 900, 1800
 #: Grid colours of the journey: vertical lines, horizontal lines; neither is a label colour.
@@ -86,20 +62,8 @@ JOURNEY_KEY = (
 )
 
 
-@dataclass(frozen=True)
-class History:
-    """Per-epoch training history, every field (E,): the epoch numbers, then training and
-    validation loss (mean binary cross-entropy) and accuracy."""
-
-    epochs: np.ndarray
-    train_loss: np.ndarray
-    val_loss: np.ndarray
-    train_accuracy: np.ndarray
-    val_accuracy: np.ndarray
-
-
 def plot_variant(
-    model: RecurrentClassifier | ConvClassifier, test: Squares, history: History, directory: Path
+    model: RecurrentClassifier | ConvClassifier, test: Squares, history: "History", directory: Path
 ) -> list[Path]:
     """Write every figure of a trained variant into `directory`; their paths, sorted.
 
@@ -113,7 +77,7 @@ def plot_variant(
 
 
 def plot_recurrent_variant(
-    model: RecurrentClassifier, test: Squares, history: History, directory: Path
+    model: RecurrentClassifier, test: Squares, history: "History", directory: Path
 ) -> list[Path]:
     """Write the hidden-space figures, the journey (a PNG per direction, one GIF) and the loss
     curves of a recurrent variant into `directory`; their paths, sorted."""
@@ -121,7 +85,7 @@ def plot_recurrent_variant(
     recurrent = model.recurrent
     name = _describe(model)
     directory = Path(directory)
-    with _style():
+    with style():
         figures = {
             "transformed_inputs.png": _transformed_inputs_figure(model, space.input_planes, name),
             "hidden_states.png": _hidden_states_figure(model, space, test, name),
@@ -131,55 +95,27 @@ def plot_recurrent_variant(
         for journey, direction in zip(space.journeys, _direction_names(recurrent), strict=True):
             suffix = f"_{direction}" if recurrent.bidirectional else ""
             figures[f"journey{suffix}.png"] = _journey_figure(journey, direction, name, recurrent)
-        for file_name, figure in figures.items():
-            _save_png(figure, directory / file_name)
-        _save_gif(_journey_frames(space.journeys, name, recurrent), directory / "journey.gif")
-    return sorted(directory / file_name for file_name in [*figures, "journey.gif"])
+        paths = save_pngs(figures, directory)
+        paths.append(directory / "journey.gif")
+        save_gif(_journey_frames(space.journeys, name, recurrent), paths[-1])
+    return sorted(paths)
 
 
 def plot_conv_variant(
-    model: ConvClassifier, test: Squares, history: History, directory: Path
+    model: ConvClassifier, test: Squares, history: "History", directory: Path
 ) -> list[Path]:
     """Write the filters, the edge features of the test sequences and the loss curves of a
     Conv1d variant into `directory`; their paths, sorted."""
     channels = model.conv.out_channels
     name = f"Conv1d ({channels} filter{'s' * (channels > 1)})"
     directory = Path(directory)
-    with _style():
+    with style():
         figures = {
             "conv_filters.png": _conv_filters_figure(model, name),
             "conv_edges.png": _conv_edges_figure(model, test, name),
             "loss_curves.png": _loss_curves_figure(history, name),
         }
-        for file_name, figure in figures.items():
-            _save_png(figure, directory / file_name)
-    return sorted(directory / file_name for file_name in figures)
-
-
-def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None:
-    """Write a horizontal bar chart of test accuracy per variant, top to bottom as given, with
-    each value printed beside its bar and a line at the chapter's 0.97."""
-    with _style():
-        # The left margin holds the longest name (about 0.07 inch a character at 8 points).
-        left = 0.3 + 0.07 * max(len(name) for name in names)
-        figure, panels = _panel_figure(
-            "Test accuracy per variant", (1, 1), (5.5, 0.3 * len(names) + 0.2), left=left
-        )
-        axes = panels[0, 0]
-        rows = np.arange(len(names))
-        axes.barh(rows, accuracies, color="#7a8b99")
-        for row, accuracy in zip(rows, accuracies, strict=True):
-            axes.text(accuracy + 0.01, row, f"{accuracy:.3f}", va="center")
-        axes.axvline(
-            TARGET_ACCURACY, color="black", linestyle="--", linewidth=1, label=f"{TARGET_ACCURACY}"
-        )
-        axes.legend(loc="lower right", framealpha=1)
-        axes.set_yticks(rows, names)
-        axes.set_ylim(len(names) - 0.5, -0.5)  # first name on top
-        axes.set_xlim(0, 1.1)  # room right of a perfect score for its value
-        axes.set_xticks(np.linspace(0, 1, 6))
-        axes.set_xlabel("test accuracy")
-        _save_png(figure, path)
+        return sorted(save_pngs(figures, directory))
 
 
 @torch.no_grad()
@@ -196,67 +132,6 @@ def edge_features(model: ConvClassifier, points: np.ndarray) -> np.ndarray:
 # Figures, layout and saving.
 
 
-@contextmanager
-def _style() -> Iterator[None]:
-    """matplotlib's defaults plus STYLE, whatever the user's rc file says; restored after."""
-    with matplotlib.rc_context():
-        matplotlib.rcdefaults()
-        matplotlib.rcParams.update(STYLE)
-        yield
-
-
-def _panel_figure(
-    title: str,
-    shape: tuple[int, int],
-    panel: tuple[float, float],
-    *,
-    left: float = 0.8,
-    right: float = 0.3,
-    bottom: float = 0.6,
-    gaps: tuple[float, float] = (0.8, 0.8),
-    heads: float = 0.3,
-    title_size: float = TITLE_SIZE,
-    sharey: bool = False,
-) -> tuple[Figure, np.ndarray]:
-    """A figure of rows x columns panels of `panel` (width, height), with `title` wrapped above
-    and `heads` for the panels' own titles; sizes in inches. The panels: (rows, columns).
-
-    On its own Agg canvas (no pyplot); laid out by hand, since a layout engine would measure
-    every text again at each draw.
-    """
-    rows, columns = shape
-    width = left + columns * panel[0] + (columns - 1) * gaps[0] + right
-    title = _wrap(title, width, title_size)
-    top = 0.25 + (title.count("\n") + 1) * title_size * 1.3 / 72 + heads
-    height = top + rows * panel[1] + (rows - 1) * gaps[1] + bottom
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(figure)
-    figure.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        bottom=bottom / height,
-        top=1 - top / height,
-        wspace=gaps[0] / panel[0],
-        hspace=gaps[1] / panel[1],
-    )
-    figure.suptitle(title, fontsize=title_size)
-    return figure, figure.subplots(rows, columns, squeeze=False, sharey=sharey)
-
-
-def _wrap(text: str, width: float, fontsize: float) -> str:
-    """`text` with each line re-wrapped to fit `width` inches at `fontsize` points.
-
-    Lines break at spaces, never inside $mathtext$ (whose spaces are protected meanwhile).
-    """
-    columns = int(width * 72 / (0.55 * fontsize))  # DejaVu Sans: about 0.55 em a character
-    parts = text.split("$")
-    protected = "$".join(
-        part.replace(" ", "\xa0") if index % 2 else part for index, part in enumerate(parts)
-    )
-    lines = [textwrap.fill(line, columns) for line in protected.split("\n")]
-    return "\n".join(lines).replace("\xa0", " ")
-
-
 def _colorbar(figure: Figure, mappable: ScalarMappable, beside: Axes, label: str) -> None:
     """A colorbar right of `beside`, in the figure's right margin (about an inch wide)."""
     width = figure.get_figwidth()
@@ -265,39 +140,6 @@ def _colorbar(figure: Figure, mappable: ScalarMappable, beside: Axes, label: str
         (box.x1 + 0.2 / width, box.y0 + 0.1 * box.height, 0.15 / width, 0.8 * box.height)
     )
     figure.colorbar(mappable, cax=bar, label=label)
-
-
-def _save_png(figure: Figure, path: Path) -> None:
-    # Without a Software entry the PNG holds no version string: same weights, same bytes.
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI, metadata={"Software": None})
-
-
-def _save_gif(frames: Iterator[tuple[Image.Image, int]], path: Path) -> None:
-    """Write (frame, milliseconds) pairs as a looping GIF."""
-    images, durations = zip(*frames, strict=True)
-    with atomic_output(path) as temporary:
-        images[0].save(
-            temporary,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=list(durations),
-            loop=0,
-            optimize=False,
-            disposal=1,
-        )
-
-
-def _gif_frame(canvas: FigureCanvasAgg) -> Image.Image:
-    """What the canvas holds now, in a GIF palette of its own.
-
-    Fast octree without dithering: quick, and nothing random in it.
-    """
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
-    return Image.fromarray(rgb).quantize(
-        colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-    )
 
 
 def _describe(model: RecurrentClassifier) -> str:
@@ -373,9 +215,13 @@ def _transformed_inputs_figure(
     blocks = INPUT_BLOCKS[type(recurrent).__name__.lower()]
     layer = "first layer, " if recurrent.num_layers > 1 else ""
     kind = "gate blocks of the " if len(blocks) > 1 else ""
-    figure, panels = _panel_figure(
+    hidden_dim = len(planes[0].mean)
+    where = (
+        f"; drawn in the PCA plane of its {hidden_dim}-D hidden states" if hidden_dim > 2 else ""
+    )
+    figure, panels = panel_figure(
         f"{name}: the corners mapped into the hidden space by the {kind}input transform "
-        f"$W_{{ih}}x + b_{{ih}}$ ({layer}before any activation)",
+        f"$W_{{ih}}x + b_{{ih}}$ ({layer}before any activation{where})",
         (len(directions), 1 + len(blocks)),
         (2.2, 2.2),
     )
@@ -438,7 +284,7 @@ def _hidden_states_figure(
         panel_title = "at point {}"
     else:
         what, panel_title = "hidden state after each step", "after step {}"
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"{name}: {_layer_note(model.recurrent)}{what} of every test sequence, over the "
         f"classifier's decision boundary\n{_plane_note(space.plane, model.recurrent)}; the "
         "classifier reads each sequence where it ends (filled)",
@@ -486,7 +332,7 @@ def _noise_free_figure(model: RecurrentClassifier, space: HiddenSpace, name: str
     directions = np.tile([0, 1], len(points) // 2)  # NOISE_FREE: start-major, ccw then cw
     starts = np.repeat(np.arange(len(CORNER_NAMES)), 2)
     orders = ["".join(CORNER_NAMES[i] for i in order) for order in corner_order(starts, directions)]
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"{name}: {_layer_note(model.recurrent)}final hidden states of the 8 noise-free "
         f"squares\n{_plane_note(space.plane, model.recurrent)}",
         (1, 1),
@@ -528,16 +374,16 @@ def _noise_free_figure(model: RecurrentClassifier, space: HiddenSpace, name: str
 
 
 def _label_places(
-    points: np.ndarray, labels: Sequence[str], limit: float, side: float
+    points: np.ndarray, labels: Sequence[str], limit: float, size: float
 ) -> list[tuple[np.ndarray, str]]:
     """Where each label of points (k, 2) goes, and its alignment, in a square view of
-    [-limit, limit]^2 drawn `side` inches wide: the nearest free spot around its point.
+    [-limit, limit]^2 drawn `size` inches wide: the nearest free spot around its point.
 
     Greedy, in order: each label takes the first candidate (close ones first, eight directions)
     that stays in view and overlaps no point and no label placed before it; failing that, the
     last candidate. Label sizes are estimated from their length.
     """
-    inches = (points + limit) * side / (2 * limit)
+    inches = (points + limit) * size / (2 * limit)
     radii = (0.25, 0.55, 0.85, 1.15)
     angles = np.deg2rad([0, 180, 45, 135, 315, 225, 90, 270])
     offsets = [r * np.array([np.cos(a), np.sin(a)]) for r in radii for a in angles]
@@ -548,9 +394,10 @@ def _label_places(
         width = 0.095 * len(label)  # 9-point bold DejaVu Sans and its box, about
         for offset in offsets:
             anchor = point + offset
-            x0 = anchor[0] - (width if offset[0] < -1e-9 else 0 if offset[0] > 1e-9 else width / 2)
+            side = float(np.sign(np.round(offset[0], 6)))  # -1: left of the point, 0: above/below
+            x0 = anchor[0] - width * (1 - side) / 2
             box = np.array([x0, anchor[1] - half_height, x0 + width, anchor[1] + half_height])
-            inside = box[0] >= 0 and box[1] >= 0 and box[2] <= side and box[3] <= side
+            inside = box[0] >= 0 and box[1] >= 0 and box[2] <= size and box[3] <= size
             free = all(
                 box[0] > other[2] or box[2] < other[0] or box[1] > other[3] or box[3] < other[1]
                 for other in taken
@@ -558,8 +405,8 @@ def _label_places(
             if inside and free:
                 break
         taken.append(box)
-        alignment = "right" if offset[0] < -1e-9 else "left" if offset[0] > 1e-9 else "center"
-        places.append((anchor * 2 * limit / side - limit, alignment))
+        alignment = {-1.0: "right", 0.0: "center", 1.0: "left"}[side]
+        places.append((anchor * 2 * limit / size - limit, alignment))
     return places
 
 
@@ -637,6 +484,8 @@ def _journey_title(journey: Journey, direction: str, recurrent: nn.RNNBase) -> s
     notes = [f"{_layer_note(recurrent)}{direction} direction reads {', '.join(journey.corners)}"]
     if direction == "backward":
         notes.append("the classifier reads this direction after its first step")
+    if isinstance(recurrent, nn.LSTM):
+        notes.append("every grid point shares the actual cell state $c$")
     if journey.plane.explained is not None:
         notes.append(
             f"grid in the PCA plane of the {len(journey.plane.mean)}-D hidden states (approximate)"
@@ -647,7 +496,7 @@ def _journey_title(journey: Journey, direction: str, recurrent: nn.RNNBase) -> s
 def _journey_figure(journey: Journey, direction: str, name: str, recurrent: nn.RNNBase) -> Figure:
     """Rows: steps; columns: operations; each panel the whole plane after that operation."""
     n_steps, n_operations = journey.states.shape[:2]
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"Journey of a hidden state: {name}, {_journey_title(journey, direction, recurrent)}\n"
         f"{JOURNEY_KEY}",
         (n_steps, n_operations),
@@ -682,7 +531,7 @@ def _journey_frames(
             f"{journeys[0].operations[operation]}"
         )
 
-    figure, axes = _panel_figure(
+    figure, axes = panel_figure(
         caption(0, 0),
         (1, len(journeys)),
         (4.4, 4.4),
@@ -701,7 +550,7 @@ def _journey_frames(
         panel_axes.set_title(title, fontsize=8)
         # One scale for the whole animation, so that motion is motion.
         panels.append(_JourneyPanel(panel_axes, journey, _limits(journey)))
-    key = _wrap(JOURNEY_KEY, figure.get_figwidth(), 8)
+    key = wrap(JOURNEY_KEY, figure.get_figwidth(), 8)
     figure.text(0.5, 0.1 / figure.get_figheight(), key, ha="center", fontsize=8)
     title = figure.suptitle(caption(0, 0), fontsize=JOURNEY_TITLE_SIZE)  # the same Text, back
     # Blitting: what stays is drawn once; each frame redraws only what moves over it.
@@ -720,25 +569,25 @@ def _journey_frames(
             for artist in moving:
                 figure.draw_artist(artist)
             last = operation == n_operations - 1
-            yield _gif_frame(canvas), STEP_END_MS if last else FRAME_MS
+            yield gif_frame(canvas), STEP_END_MS if last else FRAME_MS
 
 
-def _loss_curves_figure(history: History, name: str) -> Figure:
+def _loss_curves_figure(history: "History", name: str) -> Figure:
     """Loss and accuracy per epoch, training against validation."""
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"{name}: loss and accuracy per epoch", (1, 2), (3.2, 2.4), gaps=(0.9, 0.0)
     )
     loss, accuracy = panels[0]
-    for axes, train, val, label in (
-        (loss, history.train_loss, history.val_loss, "loss (binary cross-entropy)"),
-        (accuracy, history.train_accuracy, history.val_accuracy, "accuracy"),
+    for axes, train, val, label, corner in (
+        (loss, history.train_loss, history.val_loss, "loss (binary cross-entropy)", "upper right"),
+        (accuracy, history.train_accuracy, history.val_accuracy, "accuracy", "lower right"),
     ):
         axes.plot(history.epochs, train, label="training", color="#444444")
         axes.plot(history.epochs, val, label="validation", color="#e07b00")
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(loc=corner)  # fixed: "best" would put it elsewhere in each variant
     loss.set_yscale("log")
     accuracy.set_ylim(0, 1.02)
     return figure
@@ -749,7 +598,7 @@ def _conv_filters_figure(model: ConvClassifier, name: str) -> Figure:
     kernels = model.conv.weight.detach().double().numpy()  # (C, 2, 2): filter, feature, tap
     biases = model.conv.bias.detach().double().numpy()
     limit = np.abs(kernels).max()
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"{name}: learned filters over two consecutive points (kernel size 2); "
         "feature = ReLU(sum of weight · coordinate + bias)",
         (1, len(kernels)),
@@ -784,7 +633,7 @@ def _conv_edges_figure(model: ConvClassifier, test: Squares, name: str) -> Figur
     n_filters, n_segments = features.shape[1:]
     # Classifier weight of each (filter, segment), as flatten orders the features.
     weights = model.classifier.weight.detach().double().numpy().reshape(n_filters, n_segments)
-    figure, panels = _panel_figure(
+    figure, panels = panel_figure(
         f"{name}: edge feature of every test sequence on each segment (the classifier weighs "
         "each segment's feature by the weight under it)",
         (1, n_filters),

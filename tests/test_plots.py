@@ -4,7 +4,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -13,9 +12,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.cells import CellWeights, gru_step
+from pipeline.history import History
 from pipeline.journey import OPERATIONS, fit_plane, grid_lines, hidden_space
 from pipeline.models import build_model
-from pipeline.plots import History, accuracy_bars, edge_features, plot_variant
+from pipeline.plots import edge_features, plot_variant
 from pipeline.squares import NOISE_FREE, Squares, generate_squares, step_mask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,18 +293,6 @@ def test_edge_features_are_what_the_conv_classifier_reads() -> None:
         model(torch.as_tensor(squares.points).float()),
         **TOLERANCE,
     )
-
-
-def test_accuracy_bars_ignore_the_callers_matplotlib_settings(tmp_path) -> None:
-    names, accuracies = ["rnn", "gru", "conv1d"], [0.98, 1.0, 0.91]
-    accuracy_bars(names, accuracies, tmp_path / "plain.png")
-
-    with matplotlib.rc_context({"font.size": 20, "lines.linewidth": 5, "savefig.dpi": 300}):
-        accuracy_bars(names, accuracies, tmp_path / "styled.png")
-
-    assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "styled.png").read_bytes()
-    with Image.open(tmp_path / "plain.png") as image:
-        assert image.format == "PNG"
 
 
 def test_plot_variant_refuses_other_models(tmp_path) -> None:

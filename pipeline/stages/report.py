@@ -7,8 +7,14 @@ from pathlib import Path
 from pipeline.errors import InputError
 from pipeline.files import write_text
 from pipeline.params import load_params
-from pipeline.plots import accuracy_bars
-from pipeline.report import Variant, ablation_pairs, ranked, render_html, render_markdown
+from pipeline.report import (
+    Variant,
+    ablation_pairs,
+    accuracy_bars,
+    ranked,
+    render_html,
+    render_markdown,
+)
 from pipeline.tracking import stage_run
 
 
@@ -37,7 +43,7 @@ def main(argv: list[str]) -> None:
     pictures = {
         name: args.plots_dir
         / name
-        / ("edge_features.png" if model.arch == "conv1d" else "journey.gif")
+        / ("conv_edges.png" if model.arch == "conv1d" else "journey.gif")
         for name, model in params.models.items()
     }
     curves = {name: args.plots_dir / name / "loss_curves.png" for name in params.models}
