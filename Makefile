@@ -32,7 +32,7 @@ repro: setup
 
 test: setup
 	@echo "==> pytest (slow tests included)"
-	python -m pytest
+	python -m pytest -n auto
 
 lint: setup
 	ruff check .
@@ -52,7 +52,7 @@ verify: setup
 	python -m pipeline.verify rerun
 
 bench: setup
-	@for script in benchmarks/bench_*.py; do echo "==> $$script"; python $$script || exit 1; done
+	@for script in benchmarks/bench_*.py; do module=$$(basename $$script .py); echo "==> benchmarks.$$module"; python -m benchmarks.$$module || exit 1; done
 
 lock:
 	@echo "==> resolving requirements.in in a fresh environment and freezing it to requirements.txt"

@@ -19,7 +19,6 @@ from torch import nn
 from pipeline.files import atomic_output, write_json
 from pipeline.models import build_model
 from pipeline.parquet_io import SCHEMA, from_table
-from pipeline.squares import Squares
 from pipeline.training import LabelledSequences, predict_proba
 
 CONFIG_FILE = "config.json"
@@ -65,11 +64,6 @@ def load_checkpoint(directory: Path | str) -> nn.Module:
     return model.eval()
 
 
-def to_tensors(squares: Squares) -> LabelledSequences:
-    """The sequences as float32 tensors for a model."""
-    return LabelledSequences.from_arrays(squares.points, squares.lengths, squares.labels)
-
-
 class SquareClassifier:
     """A trained model that scores rows of the dataset schema (a pandas DataFrame)."""
 
@@ -80,7 +74,7 @@ class SquareClassifier:
         """The probability (N,) that each row's square is drawn clockwise."""
         table = pa.Table.from_pandas(model_input[SCHEMA.names], schema=SCHEMA, preserve_index=False)
         squares = from_table(table, source="model input")
-        return predict_proba(self.model, to_tensors(squares)).numpy()
+        return predict_proba(self.model, LabelledSequences.from_squares(squares)).numpy()
 
 
 def _load_pyfunc(data_path: str) -> SquareClassifier:

@@ -37,7 +37,8 @@ class Variant:
         """The architecture in words: "2-layer bidirectional GRU, packed"."""
         model = self.settings
         if model.arch == "conv1d":
-            return f"1D convolution, {model.hidden_dim} filter(s) of size 2"
+            filters = "filter" if model.hidden_dim == 1 else "filters"
+            return f"1D convolution, {model.hidden_dim} {filters} of size 2"
         words = [f"{model.num_layers}-layer" if model.num_layers > 1 else ""]
         words += ["bidirectional" if model.bidirectional else "", model.arch.upper()]
         text = " ".join(word for word in words if word)

@@ -79,6 +79,8 @@ def corner_order(starts: np.ndarray, directions: np.ndarray) -> np.ndarray:
 NOISE_FREE = CORNERS[corner_order(np.repeat(np.arange(4), 2), np.tile([0, 1], 4))].reshape(
     4, 2, 4, 2
 )
+#: The same as floats, one row per start * 2 + direction: (8, 4, 2).
+_CORNER_SEQUENCES = NOISE_FREE.reshape(8, 4, 2).astype(np.float64)
 
 
 def generate_squares(n: int, noise: float, seed: int, variable_len: bool) -> Squares:
@@ -94,11 +96,13 @@ def generate_squares(n: int, noise: float, seed: int, variable_len: bool) -> Squ
     starts = rng.randint(4, size=n)
     lengths = rng.randint(3, size=n) + 2 if variable_len else np.full(n, MAX_LENGTH)
     directions = rng.randint(2, size=n)
-    noise_draws = rng.randn(int(lengths.sum()), 2) * noise
+    noise_draws = rng.randn(int(lengths.sum()), 2)
+    noise_draws *= noise
 
-    # The reference adds noise to the first `length` corners; padding stays zero.
-    noisy = NOISE_FREE[starts, directions] + pad_points(noise_draws, lengths, MAX_LENGTH)
-    points = np.where(step_mask(lengths, MAX_LENGTH)[:, :, None], noisy, 0.0)
+    # Corner plus noise, as the reference adds them, for the first `length` corners.
+    points = _CORNER_SEQUENCES.take(starts * 2 + directions, axis=0)  # (N, 4, 2)
+    points[~step_mask(lengths, MAX_LENGTH)] = 0.0
+    points += pad_points(noise_draws, lengths, MAX_LENGTH)
     ids = np.arange(n, dtype=np.int64)
     return Squares(ids, points, lengths.astype(np.int64), directions.astype(np.int64))
 

@@ -103,15 +103,15 @@ class StageRun:
         ]
         mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
 
-    def log_model(self, model_dir: Path | str, params: Mapping[str, Any]) -> None:
-        """Log a trained model directory as an MLflow pyfunc model named `model`.
+    def log_model(self, name: str, model_dir: Path | str, params: Mapping[str, Any]) -> None:
+        """Log a trained model directory as an MLflow pyfunc model called `name`.
 
         MLflow loads it through `pipeline.checkpoint` (weights only, no pickle);
         the package travels with it, so `mlflow.pyfunc.load_model` works anywhere
-        the requirements are installed.
+        the requirements are installed. The run's tag `model_id` names it.
         """
         info = mlflow.pyfunc.log_model(
-            name="model",
+            name=name,
             loader_module="pipeline.checkpoint",
             data_path=str(model_dir),
             code_paths=[str(PACKAGE_DIR)],

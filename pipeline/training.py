@@ -10,13 +10,14 @@ torch's CPU kernels may split work across threads differently on machines with o
 counts, so a caller that wants the same bytes everywhere calls torch.set_num_threads(1) first.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from pipeline.squares import Squares
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,15 @@ class LabelledSequences:
     labels: Tensor
 
     @classmethod
-    def from_arrays(cls, points: np.ndarray, lengths: np.ndarray, labels: np.ndarray) -> Self:
-        """Tensors from arrays shaped like the Squares fields: (N, L, F), (N,), (N,).
+    def from_squares(cls, squares: Squares) -> Self:
+        """The squares' padded points, lengths and labels as tensors.
 
         float64 points become float32 the way the chapter converts them: as_tensor, then float().
         """
         return cls(
-            features=torch.as_tensor(points).float(),
-            lengths=torch.as_tensor(lengths, dtype=torch.int64),
-            labels=torch.as_tensor(labels).float().view(-1, 1),
+            features=torch.as_tensor(squares.points).float(),
+            lengths=torch.as_tensor(squares.lengths, dtype=torch.int64),
+            labels=torch.as_tensor(squares.labels).float().view(-1, 1),
         )
 
     def __len__(self) -> int:
@@ -175,11 +176,10 @@ def train(
     shuffle_seed: int,
     validation_data: LabelledSequences | None = None,
     device: torch.device | None = None,
-    on_epoch_end: Callable[[EpochStats], None] | None = None,
 ) -> list[EpochStats]:
     """Train `model` in place with Adam on BCEWithLogitsLoss; one EpochStats per epoch.
 
-    `on_epoch_end`, if given, receives each epoch's stats as soon as they are known.
+    `device` defaults to the CPU; the data moves there once, before the first epoch.
     """
     device = device or torch.device("cpu")
     model.to(device)
@@ -223,8 +223,5 @@ def train(
             validation = evaluate(model, validation_data)
             val_loss, val_accuracy = validation.loss, validation.accuracy
 
-        stats = EpochStats(epoch, train_loss, train_accuracy, val_loss, val_accuracy)
-        history.append(stats)
-        if on_epoch_end is not None:
-            on_epoch_end(stats)
+        history.append(EpochStats(epoch, train_loss, train_accuracy, val_loss, val_accuracy))
     return history

@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,7 +37,11 @@ def mlflow_store(mlflow_database, tmp_path, monkeypatch):
 
 
 class PipelineRepo:
-    """A copy of this repository in a fresh git repo, for running the real DVC pipeline."""
+    """A copy of this repository in a git repo of its own, to run the real DVC pipeline in.
+
+    Commands run with this checkout's .venv first on PATH and no MLflow or DVC variables
+    inherited, so the copy's stages log to the copy's own mlflow.db.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -64,6 +69,14 @@ class PipelineRepo:
             )
         return result
 
+    def repro(self, *targets: str) -> list[str]:
+        """`dvc repro`; the stages it ran, in order."""
+        return stages_run(self.run("dvc", "repro", *targets).stdout)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "--all")
+        self.run("git", "commit", "--quiet", "-m", message)
+
     def params(self) -> dict:
         return yaml.safe_load((self.root / "params.yaml").read_text())
 
@@ -71,12 +84,14 @@ class PipelineRepo:
         (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     def use_small_params(self, models: tuple[str, ...] | None = None) -> dict:
-        """Small, fast settings (and optionally fewer models): the pipeline in seconds."""
+        """Small, fast settings; with `models`, only those variants and their datasets."""
         params = self.params()
+        if models is not None:
+            params["models"] = {name: params["models"][name] for name in models}
+            used = {model["dataset"] for model in params["models"].values()}
+            params["datasets"] = {name: params["datasets"][name] for name in used}
         for dataset in params["datasets"].values():
             dataset["n"] = 96
-        kept = models if models is not None else tuple(params["models"])
-        params["models"] = {name: params["models"][name] for name in kept}
         for model in params["models"].values():
             model["epochs"] = 2
         self.write_params(params)
@@ -96,10 +111,24 @@ class PipelineRepo:
         runs = client.search_runs([experiment.experiment_id], run_view_type=3, max_results=10_000)
         return sorted(runs, key=lambda run: run.info.start_time)
 
+    def copy_to(self, destination: Path) -> "PipelineRepo":
+        """A copy of this copy (git history, DVC cache and outputs), with an empty MLflow store."""
+        shutil.copytree(
+            self.root,
+            destination,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("mlflow.db", "mlruns"),
+        )
+        return PipelineRepo(destination)
 
-@pytest.fixture
-def pipeline_repo(tmp_path) -> PipelineRepo:
-    """This repository's tracked and new files, copied into a fresh git repo (no outputs)."""
+
+def stages_run(dvc_output: str) -> list[str]:
+    """The stages that `dvc repro` printed as running, in order."""
+    return re.findall(r"^Running stage '([^']+)'", dvc_output, flags=re.MULTILINE)
+
+
+def copy_of_this_repository(destination: Path) -> PipelineRepo:
+    """This checkout's tracked and new files (no outputs) in a fresh git repo, committed."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=REPO,
@@ -107,14 +136,39 @@ def pipeline_repo(tmp_path) -> PipelineRepo:
         text=True,
         check=True,
     ).stdout.split("\0")
-    root = tmp_path / "repo"
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    repo = PipelineRepo(root)
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    repo = PipelineRepo(destination)
     repo.run("git", "init", "--quiet")
-    repo.run("git", "add", "--all")
-    repo.run("git", "commit", "--quiet", "-m", "copy")
+    repo.commit("copy")
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path) -> PipelineRepo:
+    """A fresh copy of this repository: no outputs, no MLflow store."""
+    return copy_of_this_repository(tmp_path / "repo")
+
+
+#: The variants of the reproduced copy: one on each dataset branch, one packed.
+SMALL_MODELS = ("gru", "lstm_packed")
+
+
+@pytest.fixture(scope="session")
+def reproduced_template(tmp_path_factory) -> PipelineRepo:
+    """A copy with small params, `dvc repro` done once and committed (shared: do not change)."""
+    repo = copy_of_this_repository(tmp_path_factory.mktemp("template") / "repo")
+    repo.use_small_params(models=SMALL_MODELS)
+    (repo.root / "dvc.lock").unlink()  # it records the default params' pipeline
+    repo.repro()
+    repo.commit("reproduced")
+    return repo
+
+
+@pytest.fixture
+def reproduced_repo(reproduced_template, tmp_path) -> PipelineRepo:
+    """A private copy of the reproduced template, with an empty MLflow store."""
+    return reproduced_template.copy_to(tmp_path / "repo")

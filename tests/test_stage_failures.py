@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from params_editing import drop_key, set_key
 
 from pipeline.parquet_io import write_squares
 from pipeline.split import stratified_split
@@ -37,77 +38,51 @@ def files_in(directory: Path) -> set[str]:
     return {str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()}
 
 
-def with_change(change) -> dict:
-    params = copy.deepcopy(SHIPPED)
-    change(params)
-    return params
-
-
-def set_key(dotted: str, value):
-    def change(params):
-        *parents, last = dotted.split(".")
-        for key in parents:
-            params = params[key]
-        params[last] = value
-
-    return change
-
-
-def drop_key(dotted: str):
-    def change(params):
-        *parents, last = dotted.split(".")
-        for key in parents:
-            params = params[key]
-        del params[last]
-
-    return change
-
-
 BAD_PARAMS = {
     "yaml syntax error": ("datasets: {fixed: [1, 2\n", "not valid YAML at line"),
-    "missing section": (with_change(drop_key("split")), "split is missing"),
+    "missing section": (drop_key(SHIPPED, "split"), "split is missing"),
     "wrong type": (
-        with_change(set_key("datasets.fixed.n", "1024")),
+        set_key(SHIPPED, "datasets.fixed.n", "1024"),
         "datasets.fixed.n must be an integer >= 1, got '1024'",
     ),
     "negative size": (
-        with_change(set_key("datasets.fixed.n", -1)),
+        set_key(SHIPPED, "datasets.fixed.n", -1),
         "datasets.fixed.n must be an integer >= 1",
     ),
     "zero size": (
-        with_change(set_key("datasets.fixed.n", 0)),
+        set_key(SHIPPED, "datasets.fixed.n", 0),
         "datasets.fixed.n must be an integer >= 1",
     ),
     "non-finite noise": (
-        with_change(set_key("datasets.fixed.noise", float("inf"))),
+        set_key(SHIPPED, "datasets.fixed.noise", float("inf")),
         "datasets.fixed.noise must be a finite number >= 0",
     ),
     "fraction out of range": (
-        with_change(set_key("split.test", 1.5)),
+        set_key(SHIPPED, "split.test", 1.5),
         "split.test must be a number in [0, 1)",
     ),
     "fractions summing to 1": (
-        with_change(set_key("split.val", 0.8)),
+        set_key(SHIPPED, "split.val", 0.8),
         "split.val + split.test must be < 1",
     ),
     "unknown arch": (
-        with_change(set_key("models.gru.arch", "mamba")),
+        set_key(SHIPPED, "models.gru.arch", "mamba"),
         "models.gru.arch must be one of rnn, gru, lstm, conv1d",
     ),
     "unknown dataset": (
-        with_change(set_key("models.gru.dataset", "circles")),
+        set_key(SHIPPED, "models.gru.dataset", "circles"),
         "models.gru.dataset must name a key of datasets",
     ),
     "hidden size 0": (
-        with_change(set_key("models.gru.hidden_dim", 0)),
+        set_key(SHIPPED, "models.gru.hidden_dim", 0),
         "models.gru.hidden_dim must be an integer >= 1, got 0",
     ),
     "epochs 0": (
-        with_change(set_key("models.gru.epochs", 0)),
+        set_key(SHIPPED, "models.gru.epochs", 0),
         "models.gru.epochs must be an integer >= 1, got 0",
     ),
     "unknown key": (
-        with_change(set_key("models.gru.dropout", 0.5)),
+        set_key(SHIPPED, "models.gru.dropout", 0.5),
         "models.gru.dropout is not a known key",
     ),
     "unknown stage name": (SHIPPED, "datasets.circles is missing"),

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoint import load_checkpoint, to_tensors
+from pipeline.checkpoint import load_checkpoint
 from pipeline.files import write_csv, write_json
 from pipeline.models import count_parameters
 from pipeline.params import load_params
 from pipeline.parquet_io import read_squares
 from pipeline.tracking import stage_run
-from pipeline.training import evaluate, predict_proba
+from pipeline.training import LabelledSequences, evaluate, predict_proba
 
 CLASS_NAMES = ("counter_clockwise", "clockwise")  # label 0, label 1
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
     ) as run:
         model = load_checkpoint(args.model_dir)
         test_set = read_squares(args.test_file)
-        data = to_tensors(test_set)
+        data = LabelledSequences.from_squares(test_set)
         evaluation = evaluate(model, data)
         probabilities = predict_proba(model, data).tolist()
 

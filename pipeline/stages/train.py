@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoint import Architecture, save_checkpoint, to_tensors
+from pipeline.checkpoint import Architecture, save_checkpoint
 from pipeline.errors import ParamsError
 from pipeline.history import FILES as HISTORY_FILES
 from pipeline.history import History, write_history
@@ -14,7 +14,7 @@ from pipeline.models import build_model
 from pipeline.params import load_params
 from pipeline.parquet_io import read_squares
 from pipeline.tracking import stage_run
-from pipeline.training import resolve_device, train
+from pipeline.training import LabelledSequences, resolve_device, train
 
 
 def main(argv: list[str]) -> None:
@@ -60,8 +60,8 @@ def main(argv: list[str]) -> None:
         model = build_model(**asdict(architecture), seed=settings.seed)
         epochs = train(
             model,
-            to_tensors(train_set),
-            validation_data=to_tensors(val_set),
+            LabelledSequences.from_squares(train_set),
+            validation_data=LabelledSequences.from_squares(val_set),
             epochs=settings.epochs,
             batch_size=settings.batch_size,
             learning_rate=settings.lr,
@@ -74,4 +74,4 @@ def main(argv: list[str]) -> None:
         run.log_dataset(train_file, context="training")
         run.log_dataset(val_file, context="validation")
         run.log_history([asdict(stats) for stats in epochs], step_key="epoch")
-        run.log_model(args.model_dir, asdict(architecture))
+        run.log_model(args.model, args.model_dir, asdict(architecture))

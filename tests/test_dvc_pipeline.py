@@ -1,0 +1,180 @@
+"""The whole pipeline under real DVC and MLflow, in temporary copies of the repository.
+
+The reproduced template (tests/conftest.py) holds two variants, `gru` on `fixed` and
+`lstm_packed` on `variable`, with small params; each test works on a private copy.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from params_editing import set_key
+
+from pipeline.parquet_io import read_squares
+from pipeline.squares import generate_squares
+
+pytestmark = pytest.mark.slow
+
+ALL_STAGES = {
+    "generate@fixed", "generate@variable", "split@fixed", "split@variable",
+    "train@gru", "evaluate@gru", "plot@gru",
+    "train@lstm_packed", "evaluate@lstm_packed", "plot@lstm_packed",
+    "report",
+}  # fmt: skip
+
+
+def flat_lock_params(stage: dict) -> dict[str, str]:
+    """A dvc.lock stage's params as MLflow holds them: dotted names, string values."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            flat[prefix] = str(value)
+
+    for values in stage.get("params", {}).values():  # keyed by params file
+        walk("", values)
+    return flat
+
+
+def test_every_stage_ran_once_as_one_mlflow_run_matching_dvc_lock(reproduced_template):
+    repo = reproduced_template
+    lock = repo.lock()["stages"]
+    assert set(lock) == ALL_STAGES
+
+    runs = repo.mlflow_runs()
+    assert sorted(run.info.run_name for run in runs) == sorted(ALL_STAGES)
+    commit = repo.run("git", "rev-parse", "HEAD~1").stdout.strip()  # HEAD is the result
+    for run in runs:
+        stage = lock[run.info.run_name]
+        assert run.info.status == "FINISHED"
+        assert run.data.params == flat_lock_params(stage)
+        assert run.data.tags["dvc.stage"] == run.info.run_name
+        assert run.data.tags["mlflow.source.git.commit"] == commit
+        for dep in stage["deps"]:
+            if dep["path"].startswith("data/") and "md5" in dep and not dep["md5"].endswith(".dir"):
+                assert run.data.tags[f"input/{dep['path']}"] == dep["md5"]
+        for out in stage["outs"]:
+            if not out["md5"].endswith(".dir"):
+                assert run.data.tags[f"output/{out['path']}"] == out["md5"]
+
+    params = repo.params()
+    for name, dataset in params["datasets"].items():
+        raw = read_squares(repo.root / f"data/raw/{name}.parquet")
+        expected = generate_squares(
+            dataset["n"], dataset["noise"], dataset["seed"], dataset["variable_len"]
+        )
+        assert np.array_equal(raw.points, expected.points)
+        parts = [
+            read_squares(repo.root / f"data/split/{name}/{part}.parquet")
+            for part in ("train", "val", "test")
+        ]
+        assert sorted(np.concatenate([part.seq_ids for part in parts]).tolist()) == list(
+            range(dataset["n"])
+        )
+    assert (repo.root / "data/report/index.html").is_file()
+
+
+def change(dotted: str, value):
+    """An edit of the copy's params.yaml: `dotted` set to `value`."""
+
+    def apply(repo):
+        repo.write_params(set_key(repo.params(), dotted, value))
+
+    return apply
+
+
+def recolour_the_journey_grids(repo):
+    """A change to the plotting module only, one that changes the pictures."""
+    module = repo.root / "pipeline/plots.py"
+    text = module.read_text()
+    assert 'GRID_COLOURS = ("#2a9d8f", "#e9a23b")' in text
+    module.write_text(
+        text.replace(
+            'GRID_COLOURS = ("#2a9d8f", "#e9a23b")', 'GRID_COLOURS = ("#264653", "#f4a261")'
+        )
+    )
+
+
+VARIABLE_BRANCH = {
+    "generate@variable",
+    "split@variable",
+    "train@lstm_packed",
+    "evaluate@lstm_packed",
+    "plot@lstm_packed",
+    "report",
+}
+FIXED_BRANCH = {"generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "report"}
+GRU_STAGES = {"train@gru", "evaluate@gru", "plot@gru", "report"}
+PLOT_STAGES = {"plot@gru", "plot@lstm_packed"}
+#: change -> (what `dvc status` reports before the run: the stages whose own params or
+#: code changed; what `dvc repro` then runs: those and everything whose inputs change)
+SELECTIVE_RERUNS = {
+    "variable noise": (
+        change("datasets.variable.noise", 0.2),
+        {"generate@variable", "report"},
+        VARIABLE_BRANCH,
+    ),
+    "fixed seed": (change("datasets.fixed.seed", 5), {"generate@fixed", "report"}, FIXED_BRANCH),
+    "split seed": (
+        change("split.seed", 7),
+        {"split@fixed", "split@variable"},
+        ALL_STAGES - {"generate@fixed", "generate@variable"},
+    ),
+    "gru seed": (change("models.gru.seed", 7), GRU_STAGES, GRU_STAGES),
+    "plotting module": (recolour_the_journey_grids, PLOT_STAGES, PLOT_STAGES | {"report"}),
+    "nothing": (lambda _repo: None, set(), set()),
+}
+
+
+def stale_stages(repo) -> set[str]:
+    """The stages `dvc status` reports as changed."""
+    return set(json.loads(repo.run("dvc", "status", "--json").stdout))
+
+
+@pytest.mark.parametrize("case", SELECTIVE_RERUNS)
+def test_a_change_reruns_exactly_the_stages_it_can_affect(reproduced_repo, case):
+    apply, stale, expected = SELECTIVE_RERUNS[case]
+    apply(reproduced_repo)
+    assert stale_stages(reproduced_repo) == stale
+    ran = reproduced_repo.repro()
+    assert sorted(ran) == sorted(expected)
+    assert sorted(run.info.run_name for run in reproduced_repo.mlflow_runs()) == sorted(expected)
+    assert all(run.info.status == "FINISHED" for run in reproduced_repo.mlflow_runs())
+    assert stale_stages(reproduced_repo) == set()
+
+
+def test_a_value_changed_and_changed_back_is_restored_from_the_run_cache(reproduced_repo):
+    original = reproduced_repo.params()["models"]["gru"]["seed"]
+    change("models.gru.seed", 7)(reproduced_repo)
+    assert sorted(reproduced_repo.repro()) == sorted(
+        ["train@gru", "evaluate@gru", "plot@gru", "report"]
+    )
+    runs_after_change = len(reproduced_repo.mlflow_runs())
+
+    change("models.gru.seed", original)(reproduced_repo)
+    result = reproduced_repo.run("dvc", "repro")
+    assert "Running stage" not in result.stdout
+    assert result.stdout.count("is cached - skipping run, checking out outputs") == 4
+    assert len(reproduced_repo.mlflow_runs()) == runs_after_change  # nothing ran, nothing logged
+    assert reproduced_repo.run("git", "status", "--porcelain").stdout == ""  # the committed bytes
+
+
+def test_verify_reruns_the_committed_pipeline_from_scratch_and_finds_the_same_bytes(
+    reproduced_repo,
+):
+    result = reproduced_repo.run("python", "-m", "pipeline.verify", "rerun")
+    assert "every output matches dvc.lock" in result.stdout
+
+
+def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(reproduced_repo):
+    reproduced_repo.run("dvc", "exp", "run", "--temp", "-S", "models.gru.seed=7")
+    runs = reproduced_repo.mlflow_runs()
+    assert sorted(run.info.run_name for run in runs) == sorted(
+        ["train@gru", "evaluate@gru", "plot@gru", "report"]
+    )
+    assert all(run.info.status == "FINISHED" for run in runs)
+    root_artifacts = (reproduced_repo.root / "mlruns").as_uri()
+    assert all(run.info.artifact_uri.startswith(root_artifacts) for run in runs)
