@@ -1,13 +1,14 @@
-"""Training throughput at scale: the library's loop against the chapter's, side by side.
+"""Training throughput at scale: the library's loop against the straightforward one.
 
-One epoch over 100,000 squares, batch 256, hidden size 2, for each architecture.
-- baseline: the chapter's own code (pipeline.chapter): a DataLoader over a per-item
-  dataset, collated batch by batch (`pack_sequence` for the packed model), its model
-  classes, and `loss.item()` at every step, as StepByStep does;
-- ours: `pipeline.training.train` with `pipeline.models.build_model`;
-- model steps only: the epoch's forward, backward and Adam steps on our model, on
-  batches cut before the clock starts. Nothing that does the same arithmetic can go
-  below it, so baseline / model steps only is the ceiling of any speed-up.
+One epoch over 100,000 squares, batch 256, hidden size 2, for each architecture, the
+same model (`build_model`) and the same arithmetic on every side:
+- baseline: the straightforward loop of the chapter: a DataLoader over a per-item
+  dataset (TensorDataset; for the packed model the chapter's CustomDataset and
+  `pack_collate`), collated batch by batch, `loss.item()` at every step;
+- ours: `pipeline.training.train`;
+- model steps only: the epoch's forward, backward and Adam steps alone, on batches cut
+  before the clock starts. Nothing that does the same arithmetic can go below it, so
+  baseline / model steps only is the ceiling of any speed-up.
 All three start from the same weights and see the same batches; the script checks that
 they end with the same weights, bit for bit.
 
@@ -20,8 +21,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.chapter import chapter_loader, chapter_model, chapter_train
+from pipeline.chapter import CustomDataset, pack_collate
 from pipeline.models import build_model
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import LabelledSequences, shuffled_order, train
@@ -45,6 +47,28 @@ VARIANTS = {
     "lstm_packed": ("lstm", True),
 }
 SIDES = ("baseline", "ours", "model steps only")
+
+
+def train_baseline(model: nn.Module, squares: Squares, packed: bool) -> None:
+    """One epoch the straightforward way: per-item DataLoader, `loss.item()` every step."""
+    if packed:
+        points = [p[:length] for p, length in zip(squares.points, squares.lengths, strict=True)]
+        dataset = CustomDataset(points, squares.labels)
+        loader = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, collate_fn=pack_collate)
+    else:
+        data = LabelledSequences.from_squares(squares)
+        dataset = TensorDataset(data.features, data.lengths, data.labels)
+        loader = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = nn.BCEWithLogitsLoss()
+    torch.manual_seed(SHUFFLE_SEED)
+    losses = []
+    for *inputs, labels in loader:
+        loss = loss_fn(model(*inputs), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
 
 
 def model_steps_only(model: nn.Module, data: LabelledSequences) -> Callable[[], None]:
@@ -76,16 +100,11 @@ def timed(run: Callable[[], object]) -> float:
 def run_variant(arch: str, packed: bool, squares: Squares) -> dict[str, float]:
     """Seconds per side for one epoch of one variant; raises if the final weights differ."""
     width = 1 if arch == "conv1d" else HIDDEN_DIM  # the chapter's conv model has one filter
-    baseline = chapter_model(arch, width, packed, MODEL_SEED)
-    ours = build_model(arch, width, 1, packed, packed, MODEL_SEED)
-    floor = build_model(arch, width, 1, packed, packed, MODEL_SEED)
-    data = LabelledSequences.from_squares(squares)
-    floor_run = model_steps_only(floor, data)
+    baseline, ours, floor = (build_model(arch, width, 1, packed, packed, MODEL_SEED) for _ in SIDES)
+    floor_run = model_steps_only(floor, LabelledSequences.from_squares(squares))
 
     def run_baseline() -> None:
-        # Building the per-item dataset is part of the chapter's way, so it is timed.
-        loader = chapter_loader(squares, arch, packed, BATCH_SIZE, shuffle=True)
-        chapter_train(baseline, loader, None, 1, LEARNING_RATE, SHUFFLE_SEED)
+        train_baseline(baseline, squares, packed)
 
     def run_ours() -> None:
         train(
@@ -100,9 +119,9 @@ def run_variant(arch: str, packed: bool, squares: Squares) -> dict[str, float]:
     seconds = {"baseline": timed(run_baseline), "ours": timed(run_ours)}
     seconds["model steps only"] = timed(floor_run)
     for model in (ours, floor):
-        for expected, actual in zip(baseline.parameters(), model.parameters(), strict=True):
-            if not torch.equal(expected, actual):
-                raise AssertionError(f"{arch}: the weights differ from the baseline's")
+        for name, weight in baseline.state_dict().items():
+            if not torch.equal(weight, model.state_dict()[name]):
+                raise AssertionError(f"{arch}: {name} differs from the baseline's")
     return seconds
 
 

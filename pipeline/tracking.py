@@ -281,7 +281,8 @@ def _log_outputs(outputs: Sequence[Path | str]) -> None:
     references = {}
     for file, digest in digests.items():
         if file.stat().st_size <= ARTIFACT_LIMIT_BYTES:
-            mlflow.log_artifact(str(file), artifact_path=file.parent.as_posix())
+            folder = file.parent.as_posix()
+            mlflow.log_artifact(str(file), artifact_path=None if folder == "." else folder)
         else:
             references[file.as_posix()] = {"md5": digest, "bytes": file.stat().st_size}
     if references:

@@ -25,8 +25,9 @@ def test_finished_stage_records_params_tags_datasets_and_artifacts(mlflow_store)
         "datasets.fixed.noise": 0.1,
         "datasets.fixed.variable_len": False,
     }
-    with tracking.stage_run("generate@fixed", params, ["in.txt"], ["out/a.txt"]) as run:
+    with tracking.stage_run("generate@fixed", params, ["in.txt"], ["out/a.txt", "b.txt"]) as run:
         write_text("out/a.txt", "output\n")
+        write_text("b.txt", "beside\n")
         run.log_dataset("in.txt", context="source")
 
     [record] = runs_of(client, experiment)
@@ -42,8 +43,8 @@ def test_finished_stage_records_params_tags_datasets_and_artifacts(mlflow_store)
     assert dataset.dataset.name == "in.txt"
     assert dataset.dataset.digest == md5_of("in.txt")
     assert [tag.value for tag in dataset.tags if tag.key == "mlflow.data.context"] == ["source"]
-    artifacts = [item.path for item in client.list_artifacts(record.info.run_id, "out")]
-    assert artifacts == ["out/a.txt"]
+    assert [item.path for item in client.list_artifacts(record.info.run_id, "out")] == ["out/a.txt"]
+    assert "b.txt" in [item.path for item in client.list_artifacts(record.info.run_id)]
 
 
 def test_failing_stage_ends_failed_and_reraises(mlflow_store):
