@@ -19,6 +19,20 @@ from pipeline.params import DatasetParams, ModelParams
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
 
 
+#: The pictures of plot@<model> the report shows: the loss curves; the variant's story (the
+#: journey of a hidden state, or the edge features of conv1d); how the classes separate.
+PICTURES = {
+    "recurrent": ("loss_curves.png", "journey.gif", "hidden_states.png"),
+    "conv1d": ("loss_curves.png", "conv_edges.png", "conv_edges.png"),
+}
+
+
+def pictures_of(arch: str, plots_dir: Path) -> tuple[Path, Path, Path]:
+    """(loss curves, story, separation) of a variant whose pictures are in `plots_dir`."""
+    names = PICTURES["conv1d" if arch == "conv1d" else "recurrent"]
+    return tuple(plots_dir / name for name in names)
+
+
 @dataclass(frozen=True)
 class Variant:
     """One trained variant as the report shows it."""
@@ -29,8 +43,22 @@ class Variant:
     accuracy: float
     loss: float
     majority_share: float  # accuracy of always answering the test split's larger class
-    loss_curves: Path  # PNG of train/validation loss and accuracy per epoch
-    picture: Path  # the journey GIF of a recurrent model, the edge features of conv1d
+    plots_dir: Path  # where plot@<name> wrote its pictures
+
+    @property
+    def loss_curves(self) -> Path:
+        """Training and validation loss and accuracy per epoch."""
+        return pictures_of(self.settings.arch, self.plots_dir)[0]
+
+    @property
+    def story(self) -> Path:
+        """The journey of a hidden state (GIF), or the edge features of conv1d."""
+        return pictures_of(self.settings.arch, self.plots_dir)[1]
+
+    @property
+    def separation(self) -> Path:
+        """How the test sequences fall on either side of the decision boundary."""
+        return pictures_of(self.settings.arch, self.plots_dir)[2]
 
     @property
     def description(self) -> str:
@@ -169,10 +197,14 @@ def render_markdown(
     lines += ["", f"![Test accuracy per variant]({_relative(chart, directory)})", ""]
     if ablations:
         lines += ["## Order carries the meaning", ""]
-        lines += [
-            _ablation_sentence(by_name[base], by_name[ablated]) for base, ablated in ablations
-        ]
-        lines.append("")
+        for base, ablated in ablations:
+            lines += [_ablation_sentence(by_name[base], by_name[ablated]), ""]
+            lines += [
+                f"![How {name} separates the classes]"
+                f"({_relative(by_name[name].separation, directory)})"
+                for name in (base, ablated)
+            ]
+            lines.append("")
     for variant in ranked(variants):
         lines += [
             f"## {variant.name}",
@@ -185,7 +217,7 @@ def render_markdown(
             "",
         ]
         lines += [
-            f"![Hidden states of {variant.name}]({_relative(variant.picture, directory)})",
+            f"![Hidden states of {variant.name}]({_relative(variant.story, directory)})",
             "",
         ]
     return "\n".join(lines)
@@ -205,6 +237,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; }
 section { margin-top: 2.5rem; }
+figure { margin: 0; }
 .pictures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 """
 
@@ -247,7 +280,9 @@ def render_html(variants: list[Variant], ablations: list[tuple[str, str]], chart
             parts.append(f"<p>{sentence.replace('`', '')}</p>")
             parts.append('<div class="pictures">')
             parts += [
-                _embedded(by_name[name].picture, f"Hidden states of {name}")
+                f"<figure><figcaption><code>{html.escape(name)}</code></figcaption>"
+                f"{_embedded(by_name[name].separation, f'How {name} separates the classes')}"
+                "</figure>"
                 for name in (base, ablated)
             ]
             parts.append("</div>")
@@ -260,7 +295,7 @@ def render_html(variants: list[Variant], ablations: list[tuple[str, str]], chart
             f"{variant.accuracy:.2%} test accuracy.</p>",
             '<div class="pictures">',
             _embedded(variant.loss_curves, f"Loss and accuracy of {variant.name}"),
-            _embedded(variant.picture, f"Hidden states of {variant.name}"),
+            _embedded(variant.story, f"Hidden states of {variant.name}"),
             "</div></section>",
         ]
     parts.append("</body></html>")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from pipeline.params import DatasetParams, ModelParams
 from pipeline.report import (
+    PICTURES,
     Variant,
     ablation_pairs,
     accuracy_bars,
@@ -37,11 +38,12 @@ def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order
 
 
 def variant(name: str, accuracy: float, loss: float, directory: Path) -> Variant:
-    picture = directory / f"{name}.gif"
-    curves = directory / f"{name}.png"
-    Image.new("RGB", (4, 4), "red").save(picture)
-    Image.new("RGB", (4, 4), "blue").save(curves)
-    return Variant(name, GRU, 21, accuracy, loss, 0.52, curves, picture)
+    """A variant whose pictures are small stand-ins, one colour each."""
+    plots_dir = directory / name
+    plots_dir.mkdir(parents=True)
+    for picture, colour in zip(PICTURES["recurrent"], ("blue", "red", "green"), strict=True):
+        Image.new("RGB", (4, 4), colour).save(plots_dir / picture)
+    return Variant(name, GRU, 21, accuracy, loss, 0.52, plots_dir)
 
 
 def test_variants_are_ranked_by_accuracy_then_loss_then_name(tmp_path):
@@ -57,8 +59,8 @@ def test_html_embeds_every_picture_and_fetches_nothing(tmp_path):
     chart = tmp_path / "accuracy.png"
     accuracy_bars(["gru", "gru_shuffled"], [1.0, 0.5], chart)
     page = render_html(variants, [("gru", "gru_shuffled")], chart)
-    assert page.count("data:image/gif;base64,") == 4  # each journey, and both again in the ablation
-    assert page.count("data:image/png;base64,") == 3  # the chart and each loss curve
+    assert page.count("data:image/gif;base64,") == 2  # each journey
+    assert page.count("data:image/png;base64,") == 5  # the chart, each loss curve, both separations
     assert not re.search(r"(src|href)=\"(?!data:)", page)  # nothing loaded from elsewhere
     assert "<script" not in page
     assert page.index('id="gru"') < page.index('id="gru_shuffled"')
@@ -71,7 +73,8 @@ def test_markdown_links_pictures_relative_to_the_report(tmp_path):
     variants = [variant("gru", 1.0, 0.01, plots)]
     text = render_markdown(variants, [], report / "accuracy.png", report)
     assert "](accuracy.png)" in text
-    assert "](../plots/gru.gif)" in text
+    assert "](../plots/gru/journey.gif)" in text
+    assert "](../plots/gru/loss_curves.png)" in text
     assert "| gru | GRU, hidden size 2 | fixed | 21 | 100 | 100.00% | 0.0100 |" in text
 
 

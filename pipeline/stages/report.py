@@ -11,6 +11,7 @@ from pipeline.report import (
     Variant,
     ablation_pairs,
     accuracy_bars,
+    pictures_of,
     ranked,
     render_html,
     render_markdown,
@@ -41,13 +42,11 @@ def main(argv: list[str]) -> None:
     outputs = [args.report_dir / "index.html", args.report_dir / "README.md", chart]
     metrics_files = {name: args.metrics_dir / f"{name}.json" for name in params.models}
     pictures = {
-        name: args.plots_dir
-        / name
-        / ("conv_edges.png" if model.arch == "conv1d" else "journey.gif")
+        picture
         for name, model in params.models.items()
+        for picture in pictures_of(model.arch, args.plots_dir / name)
     }
-    curves = {name: args.plots_dir / name / "loss_curves.png" for name in params.models}
-    inputs = [*metrics_files.values(), *pictures.values(), *curves.values()]
+    inputs = [*metrics_files.values(), *sorted(pictures)]
 
     with stage_run("report", params.tracked("models", "datasets"), inputs, outputs) as run:
         variants = []
@@ -62,8 +61,7 @@ def main(argv: list[str]) -> None:
                     accuracy=metrics["accuracy"],
                     loss=metrics["loss"],
                     majority_share=max(totals) / sum(totals),
-                    loss_curves=curves[name],
-                    picture=pictures[name],
+                    plots_dir=args.plots_dir / name,
                 )
             )
         ablations = ablation_pairs(params.models, params.datasets)

@@ -1,0 +1,117 @@
+"""Drawing time: every picture of each shipped variant, and the report, against their budgets.
+
+The issue's budgets on this 2-core machine: all of one variant's PNGs and its GIF under
+10 s, the report under 5 s. The models are built with the shipped params (untrained:
+drawing costs the same whatever the weights) and drawn over the default test split;
+times are medians of 3 runs in one warm process (imports excluded; a stage process
+adds them, see bench_data).
+
+Run from the repository root:  python -m benchmarks.bench_plots  (or `make bench`)
+"""
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.history import History
+from pipeline.models import build_model
+from pipeline.params import Params, load_params
+from pipeline.plots import plot_variant
+from pipeline.report import Variant, ablation_pairs, accuracy_bars, render_html, render_markdown
+from pipeline.split import stratified_split
+from pipeline.squares import Squares, generate_squares, shuffle_points
+
+REPEATS = 3
+PLOT_BUDGET_S, REPORT_BUDGET_S = 10.0, 5.0
+
+
+def median_seconds(function: Callable[..., object], *args: object) -> float:
+    """Median wall time of `function(*args)` over REPEATS calls."""
+    timings = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        function(*args)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def test_split(params: Params, dataset_name: str) -> Squares:
+    """The default test split of a dataset, as the pipeline makes it."""
+    dataset, split = params.datasets[dataset_name], params.split
+    squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
+    if dataset.shuffle_points:
+        squares = shuffle_points(squares, dataset.seed)
+    return squares.take(stratified_split(squares.labels, split.val, split.test, split.seed).test)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    params = load_params()
+    epochs = np.arange(1, 101)
+    history = History(epochs, 1 / epochs, 1 / epochs, 1 - 1 / epochs, 1 - 1 / epochs)
+    print(f"Medians of {REPEATS} runs in one warm process.\n")
+    print("| what | seconds | budget s | share of budget |")
+    print("|---|---:|---:|---:|")
+    variants = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, model_params in params.models.items():
+            dataset = params.datasets[model_params.dataset]
+            squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
+            if dataset.shuffle_points:
+                squares = shuffle_points(squares, dataset.seed)
+            split = params.split
+            test = squares.take(
+                stratified_split(squares.labels, split.val, split.test, split.seed).test
+            )
+            model = build_model(
+                model_params.arch,
+                model_params.hidden_dim,
+                model_params.num_layers,
+                model_params.bidirectional,
+                model_params.packed,
+                model_params.seed,
+            ).eval()
+            directory = Path(scratch) / name
+            plot_variant(model, test, history, directory)  # warm-up
+            seconds = median_seconds(plot_variant, model, test, history, directory)
+            print(
+                f"| plot@{name}: {len(list(directory.iterdir()))} pictures | {seconds:.2f} "
+                f"| {PLOT_BUDGET_S:.0f} | {seconds / PLOT_BUDGET_S:.0%} |"
+            )
+            picture = "conv_edges.png" if model_params.arch == "conv1d" else "journey.gif"
+            variants.append(
+                Variant(
+                    name,
+                    model_params,
+                    0,
+                    1.0,
+                    0.0,
+                    0.5,
+                    directory / "loss_curves.png",
+                    directory / picture,
+                )
+            )
+
+        report = Path(scratch) / "report"
+        chart = report / "accuracy.png"
+        ablations = ablation_pairs(params.models, params.datasets)
+
+        def build_report() -> None:
+            accuracy_bars([variant.name for variant in variants], [1.0] * len(variants), chart)
+            (report / "index.html").write_text(render_html(variants, ablations, chart))
+            (report / "README.md").write_text(render_markdown(variants, ablations, chart, report))
+
+        seconds = median_seconds(build_report)
+        print(
+            f"| report: index.html, README.md, accuracy.png | {seconds:.2f} "
+            f"| {REPORT_BUDGET_S:.0f} | {seconds / REPORT_BUDGET_S:.0%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
