@@ -83,19 +83,7 @@ def main() -> None:
                 f"| plot@{name}: {len(list(directory.iterdir()))} pictures | {seconds:.2f} "
                 f"| {PLOT_BUDGET_S:.0f} | {seconds / PLOT_BUDGET_S:.0%} |"
             )
-            picture = "conv_edges.png" if model_params.arch == "conv1d" else "journey.gif"
-            variants.append(
-                Variant(
-                    name,
-                    model_params,
-                    0,
-                    1.0,
-                    0.0,
-                    0.5,
-                    directory / "loss_curves.png",
-                    directory / picture,
-                )
-            )
+            variants.append(Variant(name, model_params, 0, 1.0, 0.0, 0.5, directory))
 
         report = Path(scratch) / "report"
         chart = report / "accuracy.png"
