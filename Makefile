@@ -32,7 +32,7 @@ repro: setup
 
 test: setup
 	@echo "==> pytest (slow tests included)"
-	python -m pytest -n auto
+	python -m pytest -n auto --dist worksteal
 
 lint: setup
 	ruff check .
