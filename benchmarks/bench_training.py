@@ -34,7 +34,7 @@ HIDDEN_DIM = 2
 LEARNING_RATE = 0.01
 MODEL_SEED = 21
 SHUFFLE_SEED = 42
-REPEATS = 5
+REPEATS = 7
 #: Every run uses one thread: the setting that makes CPU training reproducible anywhere.
 TORCH_THREADS = 1
 
