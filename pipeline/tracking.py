@@ -124,7 +124,7 @@ class StageRun:
         mlflow.set_tag("model_id", info.model_id)
 
     def _run_that_wrote(self, path: Path) -> Any:
-        key = f"output/{path.as_posix()}"
+        key = f"output/{_name(path)}"
         runs = mlflow.MlflowClient().search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{key}` = '{md5_of(path)}' and attributes.status = 'FINISHED'",
@@ -166,7 +166,7 @@ def stage_run(
                 "host": socket.gethostname(),
                 "pid": str(os.getpid()),
                 **(tags or {}),
-                **{f"input/{Path(path).as_posix()}": md5_of(path) for path in inputs},
+                **{f"input/{_name(path)}": md5_of(path) for path in inputs},
             },
         )
     except MlflowException as error:
@@ -248,6 +248,18 @@ def _local_artifact_root(uri: str) -> str:
     return (root / "mlruns").as_uri()
 
 
+def _name(path: Path | str) -> str:
+    """How a file is named in MLflow: relative to the working directory, as in dvc.lock.
+
+    A file elsewhere keeps its absolute path without the leading slash: MLflow takes
+    names as relative paths (`output/<name>`, artifact folders).
+    """
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(Path.cwd().resolve()):
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    return resolved.as_posix().lstrip("/")
+
+
 def _git_commit() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
@@ -262,7 +274,7 @@ def _dataset(path: Path | str) -> MetaDataset:
         # that a plain path matches both; either is the same class.
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(path.as_posix())
-    return MetaDataset(source=source, name=path.as_posix(), digest=md5_of(path))
+    return MetaDataset(source=source, name=_name(path), digest=md5_of(path))
 
 
 def _log_outputs(outputs: Sequence[Path | str]) -> None:
@@ -277,13 +289,13 @@ def _log_outputs(outputs: Sequence[Path | str]) -> None:
         if file.is_file()
     )
     digests = {file: md5_of(file) for file in files}
-    mlflow.set_tags({f"output/{file.as_posix()}": digest for file, digest in digests.items()})
+    mlflow.set_tags({f"output/{_name(file)}": digest for file, digest in digests.items()})
     references = {}
     for file, digest in digests.items():
         if file.stat().st_size <= ARTIFACT_LIMIT_BYTES:
-            folder = file.parent.as_posix()
+            folder = Path(_name(file)).parent.as_posix()
             mlflow.log_artifact(str(file), artifact_path=None if folder == "." else folder)
         else:
-            references[file.as_posix()] = {"md5": digest, "bytes": file.stat().st_size}
+            references[_name(file)] = {"md5": digest, "bytes": file.stat().st_size}
     if references:
         mlflow.log_dict(references, "references.json")

@@ -61,6 +61,21 @@ def test_interrupted_stage_ends_killed(mlflow_store):
     assert [run.info.status for run in runs_of(client, experiment)] == ["KILLED"]
 
 
+def test_files_outside_the_working_directory_are_named_by_their_absolute_path(
+    mlflow_store, tmp_path_factory
+):
+    client, experiment = mlflow_store
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "out.txt"
+    with tracking.stage_run("report", {}, [], [elsewhere]):
+        write_text(elsewhere, "outside\n")
+    [record] = runs_of(client, experiment)
+    name = elsewhere.as_posix().lstrip("/")
+    assert record.data.tags[f"output/{name}"] == md5_of(elsewhere)
+    assert [
+        item.path for item in client.list_artifacts(record.info.run_id, str(Path(name).parent))
+    ] == [name]
+
+
 def test_stage_that_forgets_an_output_fails(mlflow_store):
     client, experiment = mlflow_store
     with (
