@@ -254,9 +254,9 @@ def _name(path: Path | str) -> str:
     A file elsewhere keeps its absolute path without the leading slash: MLflow takes
     names as relative paths (`output/<name>`, artifact folders).
     """
-    resolved = Path(path).resolve()
-    if resolved.is_relative_to(Path.cwd().resolve()):
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    resolved, here = Path(path).resolve(), Path.cwd().resolve()
+    if resolved.is_relative_to(here):
+        return resolved.relative_to(here).as_posix()
     return resolved.as_posix().lstrip("/")
 
 
@@ -288,14 +288,14 @@ def _log_outputs(outputs: Sequence[Path | str]) -> None:
         for file in ([output] if output.is_file() else output.rglob("*"))
         if file.is_file()
     )
-    digests = {file: md5_of(file) for file in files}
-    mlflow.set_tags({f"output/{_name(file)}": digest for file, digest in digests.items()})
+    digests = {_name(file): (file, md5_of(file)) for file in files}
+    mlflow.set_tags({f"output/{name}": digest for name, (_, digest) in digests.items()})
     references = {}
-    for file, digest in digests.items():
+    for name, (file, digest) in digests.items():
         if file.stat().st_size <= ARTIFACT_LIMIT_BYTES:
-            folder = Path(_name(file)).parent.as_posix()
+            folder = Path(name).parent.as_posix()
             mlflow.log_artifact(str(file), artifact_path=None if folder == "." else folder)
         else:
-            references[_name(file)] = {"md5": digest, "bytes": file.stat().st_size}
+            references[name] = {"md5": digest, "bytes": file.stat().st_size}
     if references:
         mlflow.log_dict(references, "references.json")
