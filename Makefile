@@ -7,13 +7,17 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup repro test lint format ui verify bench lock clean
+.PHONY: help setup repro test lint format ui stop server server-stop sweep verify bench lock clean
 
 help:
 	@echo "make repro   set up .venv if needed, then run the pipeline (dvc repro)"
 	@echo "make test    set up .venv if needed, then run the whole test suite"
 	@echo "make lint    ruff check and format check"
 	@echo "make ui      MLflow UI for this repository's runs, on 127.0.0.1:5000"
+	@echo "make stop    stop the warm stage processes now (they leave after 10 idle minutes)"
+	@echo "make server  the team's MLflow server on PostgreSQL, on 127.0.0.1:\$$MLFLOW_PORT (5000)"
+	@echo "make server-stop  stop the server and its local PostgreSQL"
+	@echo "make sweep   run a sweep through DVC's queue (SWEEP=sweeps/noise.yaml, JOBS=2), then its summary"
 	@echo "make verify  rerun the pipeline from scratch in a temporary clone; compare with dvc.lock"
 	@echo "make bench   run the benchmarks in benchmarks/"
 	@echo "make lock    refreeze requirements.txt from requirements.in"
@@ -43,9 +47,22 @@ format: setup
 	ruff format .
 
 ui: setup
-	@echo "==> MLflow UI at http://127.0.0.1:5000 (Ctrl-C stops it)"
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlruns --host 127.0.0.1 --port 5000
+	python -m pipeline.tracking ui 5000
+
+stop: setup
+	python -m pipeline.stage_server stop
+
+server: setup
+	python -m pipeline.mlflow_server start
+
+server-stop: setup
+	python -m pipeline.mlflow_server stop
+
+# One DVC experiment per point of the sweep file, JOBS queue workers; data/sweeps/<name>/.
+SWEEP ?= sweeps/noise.yaml
+JOBS ?= 2
+sweep: setup
+	python -m pipeline.sweep run $(SWEEP) -j $(JOBS)
 
 verify: setup
 	@echo "==> rerunning the pipeline in a temporary clone and comparing with dvc.lock"

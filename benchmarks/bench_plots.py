@@ -22,7 +22,7 @@ from pipeline.history import History
 from pipeline.models import build_model
 from pipeline.params import Params, load_params
 from pipeline.plots import plot_variant
-from pipeline.report import Variant, ablation_pairs, accuracy_bars, render_html, render_markdown
+from pipeline.report import Scores, Variant, ablation_pairs, accuracy_bars, render_report
 from pipeline.split import stratified_split
 from pipeline.squares import Squares, generate_squares, shuffle_points
 
@@ -60,30 +60,21 @@ def main() -> None:
     variants = []
     with tempfile.TemporaryDirectory() as scratch:
         for name, model_params in params.models.items():
-            dataset = params.datasets[model_params.dataset]
-            squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
-            if dataset.shuffle_points:
-                squares = shuffle_points(squares, dataset.seed)
-            split = params.split
-            test = squares.take(
-                stratified_split(squares.labels, split.val, split.test, split.seed).test
-            )
-            model = build_model(
-                model_params.arch,
-                model_params.hidden_dim,
-                model_params.num_layers,
-                model_params.bidirectional,
-                model_params.packed,
-                model_params.seed,
-            ).eval()
+            test = test_split(params, model_params.dataset)
+            spec = model_params.spec
+            model = build_model(spec, model_params.seed).eval()
             directory = Path(scratch) / name
-            plot_variant(model, test, history, directory)  # warm-up
-            seconds = median_seconds(plot_variant, model, test, history, directory)
+            arguments = (name, spec, model, test, history, directory)
+            plot_variant(*arguments)  # warm-up
+            seconds = median_seconds(plot_variant, *arguments)
             print(
                 f"| plot@{name}: {len(list(directory.iterdir()))} pictures | {seconds:.2f} "
                 f"| {PLOT_BUDGET_S:.0f} | {seconds / PLOT_BUDGET_S:.0%} |"
             )
-            variants.append(Variant(name, model_params, 0, 1.0, 0.0, 0.5, directory))
+            totals = tuple(int((test.labels == label).sum()) for label in (0, 1))
+            scores = Scores(1.0, 0.0, spec.parameter_count(), totals, totals)
+            dataset = params.datasets[model_params.dataset]
+            variants.append(Variant(name, model_params, dataset, params.split, scores, directory))
 
         report = Path(scratch) / "report"
         chart = report / "accuracy.png"
@@ -91,12 +82,11 @@ def main() -> None:
 
         def build_report() -> None:
             accuracy_bars([variant.name for variant in variants], [1.0] * len(variants), chart)
-            (report / "index.html").write_text(render_html(variants, ablations, chart))
-            (report / "README.md").write_text(render_markdown(variants, ablations, chart, report))
+            (report / "index.html").write_text(render_report(variants, ablations, chart))
 
         seconds = median_seconds(build_report)
         print(
-            f"| report: index.html, README.md, accuracy.png | {seconds:.2f} "
+            f"| report: index.html, accuracy.png | {seconds:.2f} "
             f"| {REPORT_BUDGET_S:.0f} | {seconds / REPORT_BUDGET_S:.0%} |"
         )
 

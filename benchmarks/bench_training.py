@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.chapter import CustomDataset, pack_collate
 from pipeline.models import build_model
+from pipeline.spec import ModelSpec
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import LabelledSequences, shuffled_order, train
 
@@ -100,7 +101,9 @@ def timed(run: Callable[[], object]) -> float:
 def run_variant(arch: str, packed: bool, squares: Squares) -> dict[str, float]:
     """Seconds per side for one epoch of one variant; raises if the final weights differ."""
     width = 1 if arch == "conv1d" else HIDDEN_DIM  # the chapter's conv model has one filter
-    baseline, ours, floor = (build_model(arch, width, 1, packed, packed, MODEL_SEED) for _ in SIDES)
+    baseline, ours, floor = (
+        build_model(ModelSpec(arch, width, 1, packed, packed), MODEL_SEED) for _ in SIDES
+    )
     floor_run = model_steps_only(floor, LabelledSequences.from_squares(squares))
 
     def run_baseline() -> None:

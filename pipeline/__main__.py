@@ -1,54 +1,45 @@
 """Run one pipeline stage: `python -m pipeline <stage> <name> [paths...]`.
 
-dvc.yaml calls this for every stage; it runs by hand the same way. A user's
-mistake (bad params, a bad input file, an unreachable tracking server) ends
-with one line on stderr and exit status 1; Ctrl-C and SIGTERM end the stage
-as interrupted (its MLflow run KILLED, no output half-written), status 128 +
-the signal's number.
+dvc.yaml calls this for every stage; it runs by hand the same way. A user's mistake
+(bad params, a bad input file, an unreachable tracking server) ends with one line on
+stderr and exit status 1; Ctrl-C, SIGTERM and SIGHUP end the stage as interrupted
+(its MLflow run KILLED, no output changed), status 128 + the signal's number.
+params.yaml is read and checked here, once, before anything heavy is imported.
 """
 
-import importlib
 import signal
 import sys
 
-from pipeline.errors import PipelineError
-from pipeline.params import load_params
+# Until a stage exists, a signal just ends this process (no traceback from an import).
+for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_signum, lambda signum, _frame: sys.exit(128 + signum))
 
-STAGES = ("generate", "split", "train", "evaluate", "plot", "report")
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: unwind like Ctrl-C so every cleanup runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
+from pipeline import stage_server  # noqa: E402 - after the handlers above
+from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.params import load_params  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch to `pipeline.stages.<stage>.main` and turn failures into exit codes."""
-    if not argv or argv[0] not in STAGES:
-        print(f"usage: python -m pipeline {{{','.join(STAGES)}}} ...", file=sys.stderr)
+    """Check params.yaml, then run the stage in a warm process (or this one)."""
+    client = stage_server.Client()
+    for signum in stage_server.FORWARDED_SIGNALS:
+        signal.signal(signum, client.on_signal)
+    if not argv or argv[0] not in stage_server.STAGES:
+        print(f"usage: python -m pipeline {{{','.join(stage_server.STAGES)}}} ...", file=sys.stderr)
         return 2
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
     try:
-        # Every stage reads params.yaml; checking it here, before a stage's heavy
-        # imports (MLflow, torch), reports a mistake in a fraction of a second.
-        load_params()
-        stage = importlib.import_module(f"pipeline.stages.{argv[0]}")
-        stage.main(argv[1:])
+        params = load_params()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Interrupted as interrupt:
-        print(f"{argv[0]}: interrupted by {interrupt}", file=sys.stderr)
-        return 128 + interrupt.signum
-    return 0
+    if stage_server.enabled():
+        try:
+            return stage_server.run_in_server(argv, params, client)
+        except stage_server.ServerUnavailableError as reason:
+            print(f"note: running {argv[0]} in this process: {reason}", file=sys.stderr)
+    for signum in stage_server.FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    return stage_server.run_here(argv, params)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Writing outputs so that a reader never sees half a file, and hashing them.
 
-Every stage output goes through `atomic_output`: it is written under a
-temporary name beside its destination and renamed into place only once
-complete. A crash, Ctrl-C or kill leaves the old file or no file, never a
-truncated one, and the fixed temporary name is simply overwritten next time.
+Every file goes through `atomic_output`: it is written under a temporary name
+of its own beside its destination and renamed into place only once complete. A
+crash, Ctrl-C or kill leaves the old file or no file, never a truncated one, and
+two processes writing one path each rename a whole file.
 """
 
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +22,9 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Keep the suffix: some writers (matplotlib, Pillow) pick the format from it.
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    temporary = path.with_name(
+        f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}"
+    )
     try:
         yield temporary
         temporary.replace(path)
@@ -36,7 +40,7 @@ def write_text(path: Path | str, text: str) -> None:
 
 def write_json(path: Path | str, data: Any) -> None:
     """Write `data` as stable JSON (sorted keys, two-space indent, final newline)."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def md5_of(path: Path | str) -> str:

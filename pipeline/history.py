@@ -1,9 +1,10 @@
 """A training run's curves on disk: `loss.csv` and `accuracy.csv`, one row per epoch.
 
-Both files have the columns `epoch,train,val`, the shape `dvc plots show` draws.
+Both files have the columns `epoch,train,val`. `write_curves` gathers every variant's curves
+into one long CSV, which `dvc plots` templates group by variant (see dvc.yaml's `plots:`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from pipeline.files import write_csv
 
 FILES = ("loss.csv", "accuracy.csv")
 COLUMNS = ("epoch", "train", "val")
+#: One row per variant, epoch and split; `split` is "train" or "validation".
+CURVES_COLUMNS = ("variant", "epoch", "split", "loss", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,12 @@ def read_history(directory: Path) -> History:
             table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
         except FileNotFoundError:
             raise InputError(f"{path}: file not found") from None
-        except (IndexError, ValueError):
+        except (IndexError, ValueError, UnicodeDecodeError):
             raise InputError(f"{path}: not a CSV of {','.join(COLUMNS)} numbers") from None
         if header != ",".join(COLUMNS) or table.shape[1] != len(COLUMNS):
             raise InputError(f"{path}: expected the columns {','.join(COLUMNS)}")
+        if len(table) == 0 or not np.isfinite(table).all():
+            raise InputError(f"{path}: needs at least one epoch, every value a finite number")
         columns[name] = table
     loss, accuracy = columns["loss.csv"], columns["accuracy.csv"]
     return History(
@@ -80,3 +85,26 @@ def read_history(directory: Path) -> History:
         train_accuracy=accuracy[:, 1],
         val_accuracy=accuracy[:, 2],
     )
+
+
+def write_curves(histories: Mapping[str, History], path: Path) -> None:
+    """Write every variant's curves to one CSV of `CURVES_COLUMNS`, in the mapping's order.
+
+    One long file, not a file per variant, so that a chart drawn from it shows whichever
+    variants params.yaml lists, without naming them anywhere.
+    """
+    rows = (row for variant, history in histories.items() for row in _curve_rows(variant, history))
+    write_csv(path, CURVES_COLUMNS, rows)
+
+
+def _curve_rows(variant: str, history: History) -> Iterator[tuple]:
+    """The rows of one variant: its training curve, then its validation curve."""
+    epochs = history.epochs.tolist()
+    for split, loss, accuracy in (
+        ("train", history.train_loss, history.train_accuracy),
+        ("validation", history.val_loss, history.val_accuracy),
+    ):
+        for epoch, loss_value, accuracy_value in zip(
+            epochs, loss.tolist(), accuracy.tolist(), strict=True
+        ):
+            yield variant, epoch, split, loss_value, accuracy_value

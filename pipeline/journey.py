@@ -3,11 +3,13 @@
 The hidden state is the representation of a sequence: this module computes where the test
 sequences' hidden states lie after each step, where the classifier's decision boundary runs
 through that space, and how each operation of a cell moves the whole hidden plane (the
-"journey" of a hidden state). Everything is recomputed from the trained weights with the
-from-scratch cells of `pipeline.cells`, so every intermediate is available. A hidden space of
-more than two dimensions is drawn in a plane: for the decision boundary, the plane of the
-classifier's direction and the states' main spread across it (so the boundary stays exact);
-for a journey, the plane of the states' first two principal components.
+"journey" of a hidden state) while it reads the clockwise square A, B, C, D and its
+counter-clockwise counterpart A, D, C, B, up to where the classifier reads it. Everything is
+recomputed from the trained weights with the from-scratch cells of `pipeline.cells`, so every
+intermediate is available. A hidden space of more than two dimensions is drawn in a plane:
+for the decision boundary, the plane of the classifier's direction and the states' main
+spread across it (so the boundary stays exact); for a journey, the plane of the states'
+first two principal components.
 """
 
 from collections.abc import Sequence
@@ -20,36 +22,54 @@ from torch import Tensor, nn
 from pipeline.cells import CellWeights, GRUStep, LSTMStep, RNNStep, gru_step, lstm_step, rnn_step
 from pipeline.cells import unroll as unroll_cell
 from pipeline.models import RecurrentClassifier
-from pipeline.squares import CORNER_NAMES, NOISE_FREE, Squares, step_mask
+from pipeline.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
 
 Step = RNNStep | GRUStep | LSTMStep
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One column of a journey: the formula of what it shows (mathtext), and the gate whose
+    values multiply in it, if any (one of GATE_FIELDS)."""
+
+    formula: str
+    gate: str | None = None
+
 
 #: What each column of a journey shows, in order; the first is the hidden state read in.
 OPERATIONS = {
     "rnn": (
-        r"$h$",
-        r"$t_h = W_{hh}h + b_{hh}$",
-        r"$t_h + t_x$",
-        r"$h' = \tanh(t_h + t_x)$",
+        Operation(r"$h$"),
+        Operation(r"$t_h = W_{hh}h + b_{hh}$"),
+        Operation(r"$t_h + t_x$"),
+        Operation(r"$h' = \tanh(t_h + t_x)$"),
     ),
     "gru": (
-        r"$h$",
-        r"$t_{hn} = W_{hn}h + b_{hn}$",
-        r"$r \odot t_{hn}$",
-        r"$r \odot t_{hn} + t_{xn}$",
-        r"$n = \tanh(r \odot t_{hn} + t_{xn})$",
-        r"$(1 - z) \odot n$",
-        r"$h' = (1 - z) \odot n + z \odot h$",
+        Operation(r"$h$"),
+        Operation(r"$t_{hn} = W_{hn}h + b_{hn}$"),
+        Operation(r"$r \odot t_{hn}$", "r"),
+        Operation(r"$r \odot t_{hn} + t_{xn}$"),
+        Operation(r"$n = \tanh(r \odot t_{hn} + t_{xn})$"),
+        Operation(r"$(1 - z) \odot n$", "z"),
+        Operation(r"$h' = (1 - z) \odot n + z \odot h$", "z"),
     ),
     "lstm": (
-        r"$h$",
-        r"$g$ (candidate)",
-        r"$i \odot g$",
-        r"$f \odot c$",
-        r"$c' = f \odot c + i \odot g$",
-        r"$\tanh(c')$",
-        r"$h' = o \odot \tanh(c')$",
+        Operation(r"$h$"),
+        Operation(r"$g$ (candidate)"),
+        Operation(r"$i \odot g$", "i"),
+        Operation(r"$f \odot c$", "f"),
+        Operation(r"$c' = f \odot c + i \odot g$"),
+        Operation(r"$\tanh(c')$"),
+        Operation(r"$h' = o \odot \tanh(c')$", "o"),
     ),
+}
+#: Each gate's symbol and the field of the cell's step that holds its values.
+GATE_FIELDS = {
+    "r": "reset_gate",
+    "z": "update_gate",
+    "i": "input_gate",
+    "f": "forget_gate",
+    "o": "output_gate",
 }
 
 #: The gate blocks of W_ih x + b_ih, in torch's stacking order, named for a reader.
@@ -61,6 +81,9 @@ INPUT_BLOCKS = {
 
 #: The clockwise noise-free square read from corner A: A, B, C, D.
 CLOCKWISE_FROM_A = NOISE_FREE[0, 1]
+#: The squares whose journeys are drawn, as (label, corner indices): clockwise A, B, C, D and
+#: its counter-clockwise counterpart from the same corner, A, D, C, B (the chapter's pair).
+JOURNEY_SQUARES = ((1, (0, 1, 2, 3)), (0, (0, 3, 2, 1)))
 
 
 @dataclass(frozen=True)
@@ -225,22 +248,45 @@ def transformed_corners(weights: CellWeights) -> tuple[Tensor, ...]:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """Where the classifier reads one direction of a square's journey, in the journey's plane.
+
+    step: the step (0-based) after which the classifier reads this direction; the logit at a
+    plane point p is weights @ p + bias, every other direction held at its actual state for
+    this square: so the decision boundary, weights @ p + bias = 0, is a line, exact in the plane.
+    """
+
+    step: int
+    weights: np.ndarray
+    bias: float
+
+    def logit(self, points: np.ndarray) -> np.ndarray:
+        """The classifier's logit at plane points (..., 2): above 0 reads clockwise."""
+        return points @ self.weights + self.bias
+
+
+@dataclass(frozen=True)
 class Journey:
     """How one direction of a recurrent layer moves its hidden plane while reading a square.
 
-    corners: the corner read at each of the L steps; operations: what each of the O columns
-    shows (OPERATIONS); plane: where it is drawn (its grid spans the plane's extent).
+    label: the square's label; corners: the corner read at each of the L steps; operations: the
+    O columns (OPERATIONS); plane: where it is drawn (its grid spans the plane's extent).
     grids: (L, O, K, S, 2) the K grid lines of S points each after each operation, in the plane;
     states: (L, O, 2) the actual hidden state after each operation, in the plane;
-    hidden: (L + 1, H) the actual hidden states h_0 .. h_L, unprojected.
+    hidden: (L + 1, H) the actual hidden states h_0 .. h_L, unprojected;
+    gates: each gate's values (L, H) at the actual state, by symbol (GATE_FIELDS);
+    reading: where and how the classifier reads this direction.
     """
 
+    label: int
     corners: tuple[str, ...]
-    operations: tuple[str, ...]
+    operations: tuple[Operation, ...]
     plane: Plane
     grids: np.ndarray
     states: np.ndarray
     hidden: np.ndarray
+    gates: dict[str, np.ndarray]
+    reading: Reading
 
 
 def grid_lines(extent: float, n_lines: int = 9, n_samples: int = 33) -> np.ndarray:
@@ -259,37 +305,48 @@ def grid_lines(extent: float, n_lines: int = 9, n_samples: int = 33) -> np.ndarr
 def grid_journey(
     weights: CellWeights,
     inputs: Tensor,
+    label: int,
     corners: tuple[str, ...],
     plane: Plane,
+    reading: Reading,
 ) -> Journey:
     """Read inputs (L, F) from h_0 = 0, moving a square grid over the plane at every step.
 
     Each step starts from the same grid with the actual state among its points; an LSTM's
     grid points all share the actual cell state, since the plane only spans the hidden state.
     """
-    operations = _OPERATION_IMAGES[weights.kind]
+    operations = OPERATIONS[weights.kind]
+    gate_fields = {op.gate: GATE_FIELDS[op.gate] for op in operations if op.gate is not None}
     grid = grid_lines(plane.extent)
     lifted = torch.as_tensor(plane.lift(grid.reshape(-1, 2)), dtype=weights.weight_ih.dtype)
     hidden = inputs.new_zeros(1, weights.hidden_dim)
     cell = inputs.new_zeros(1, weights.hidden_dim)
     path, step_images = [hidden], []
+    gates: dict[str, list[Tensor]] = {gate: [] for gate in gate_fields}
     for x in inputs:
         # The actual state rides along as the last point, so it moves exactly as the grid.
         points = torch.cat([lifted, hidden])
-        images, step = operations(weights, x[None], points, cell.expand_as(points))
+        images, step = _OPERATION_IMAGES[weights.kind](
+            weights, x[None], points, cell.expand_as(points)
+        )
         hidden = step.hidden[-1:]
         if isinstance(step, LSTMStep):
             cell = step.cell[-1:]
         path.append(hidden)
         step_images.append(plane.project(torch.stack(images).double().numpy()))
+        for gate, field in gate_fields.items():
+            gates[gate].append(getattr(step, field)[-1])
     planes = np.stack(step_images)  # (L, O, K * S + 1, 2)
     return Journey(
+        label=label,
         corners=corners,
-        operations=OPERATIONS[weights.kind],
+        operations=operations,
         plane=plane,
         grids=planes[:, :, :-1].reshape(*planes.shape[:2], *grid.shape),
         states=planes[:, :, -1],
         hidden=torch.cat(path).double().numpy(),
+        gates={gate: torch.stack(values).double().numpy() for gate, values in gates.items()},
+        reading=reading,
     )
 
 
@@ -339,21 +396,48 @@ def _lstm_images(
 _OPERATION_IMAGES = {"rnn": _rnn_images, "gru": _gru_images, "lstm": _lstm_images}
 
 
-def _clockwise_journeys(
-    model: RecurrentClassifier, inputs: Tensor, planes: Sequence[Plane]
-) -> list[Journey]:
-    """The last layer's journey through the clockwise square A, B, C, D, per direction.
+@torch.no_grad()
+def square_journeys(
+    model: RecurrentClassifier, planes: Sequence[Plane]
+) -> tuple[tuple[Journey, ...], ...]:
+    """The last layer's journeys through JOURNEY_SQUARES: per direction (planes: one each), one
+    journey per square. The backward direction reads each square reversed.
 
-    inputs (L, F): what the last layer reads for that square; planes: one per direction. The
-    backward direction reads the square reversed (D, C, B, A).
+    The classifier reads the layer's outputs at the last point: there the forward direction has
+    read the whole square, the backward one only its last corner (its first step).
     """
-    last = model.recurrent.num_layers - 1
-    weights = CellWeights.from_layer(model.recurrent, last)
-    journeys = [grid_journey(weights, inputs, CORNER_NAMES, planes[0])]
-    if model.recurrent.bidirectional:
-        weights = CellWeights.from_layer(model.recurrent, last, reverse=True)
-        journeys.append(grid_journey(weights, inputs.flip(0), CORNER_NAMES[::-1], planes[1]))
-    return journeys
+    recurrent = model.recurrent
+    squares = torch.as_tensor(
+        CORNERS[np.array([order for _, order in JOURNEY_SQUARES])], dtype=torch.float32
+    )  # (S, L, F)
+    length = squares.shape[1]
+    lengths = torch.full((len(squares),), length)
+    last_run = unroll_layers(recurrent, squares, lengths, model.packed)[-1]
+    read = last_run.outputs[:, -1].double().numpy()  # (S, D * H): what the classifier reads
+    weight = model.classifier.weight.detach().double().numpy()[0]
+    logits = read @ weight + float(model.classifier.bias.detach().double()[0])
+    hidden_dim = recurrent.hidden_size
+    directions = []
+    for direction, plane in enumerate(planes):
+        reverse = direction == 1
+        weights = CellWeights.from_layer(recurrent, recurrent.num_layers - 1, reverse=reverse)
+        block = slice(direction * hidden_dim, (direction + 1) * hidden_dim)
+        journeys = []
+        for square, (label, order) in enumerate(JOURNEY_SQUARES):
+            corners = tuple(CORNER_NAMES[index] for index in order)
+            inputs = last_run.inputs[square]
+            # The rest of the logit: the bias and every other direction at its actual state.
+            others = logits[square] - read[square, block] @ weight[block]
+            reading = Reading(
+                step=0 if reverse else length - 1,
+                weights=plane.components @ weight[block],
+                bias=float(plane.mean @ weight[block] + others),
+            )
+            if reverse:
+                inputs, corners = inputs.flip(0), corners[::-1]
+            journeys.append(grid_journey(weights, inputs, label, corners, plane, reading))
+        directions.append(tuple(journeys))
+    return tuple(directions)
 
 
 @dataclass(frozen=True)
@@ -365,7 +449,7 @@ class HiddenSpace:
     plane: where states are drawn, holding the classifier's direction so the boundary is exact;
     noise_free_states: (8, D) the final states of NOISE_FREE, in its (start, direction) order;
     input_planes: per direction, the first layer's plane, where the corners are transformed;
-    journeys: per direction, the last layer's journey through the clockwise square.
+    journeys: per direction, the last layer's journey through each of JOURNEY_SQUARES.
     """
 
     states: np.ndarray
@@ -373,7 +457,7 @@ class HiddenSpace:
     plane: Plane
     noise_free_states: np.ndarray
     input_planes: tuple[Plane, ...]
-    journeys: tuple[Journey, ...]
+    journeys: tuple[tuple[Journey, ...], ...]
 
 
 def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
@@ -389,8 +473,6 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     squares = torch.as_tensor(NOISE_FREE.reshape(-1, *CLOCKWISE_FROM_A.shape), dtype=torch.float32)
     lengths = torch.full((len(squares),), squares.shape[1])
     noise_free_runs = unroll_layers(model.recurrent, squares, lengths, model.packed)
-    # NOISE_FREE is (start, direction): square 1 starts at A and turns clockwise.
-    clockwise_inputs = noise_free_runs[-1].inputs[1]
 
     def direction_planes(run: LayerRun) -> list[Plane]:
         return [fit_plane(direction.hidden.numpy()[real]) for direction in run.directions]
@@ -401,5 +483,5 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         plane=fit_plane(states[real], normal),
         noise_free_states=noise_free_runs[-1].outputs[:, -1].numpy(),
         input_planes=tuple(direction_planes(runs[0])),
-        journeys=tuple(_clockwise_journeys(model, clockwise_inputs, direction_planes(runs[-1]))),
+        journeys=square_journeys(model, direction_planes(runs[-1])),
     )

@@ -9,13 +9,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from pipeline.squares import MAX_LENGTH
-
-#: Each point of a sequence is a corner's (x, y).
-N_FEATURES = 2
+from pipeline.spec import N_FEATURES, SEQUENCE_LENGTH, ModelSpec
 
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-ARCHITECTURES = (*RECURRENT_LAYERS, "conv1d")
 
 
 class RecurrentClassifier(nn.Module):
@@ -100,7 +96,7 @@ class ConvClassifier(nn.Module):
     """
 
     def __init__(
-        self, channels: int, sequence_length: int = MAX_LENGTH, n_features: int = N_FEATURES
+        self, channels: int, sequence_length: int = SEQUENCE_LENGTH, n_features: int = N_FEATURES
     ) -> None:
         super().__init__()
         self.sequence_length = sequence_length
@@ -123,27 +119,18 @@ class ConvClassifier(nn.Module):
         return self.classifier(pair_features.flatten(1))
 
 
-def build_model(
-    arch: str, hidden_dim: int, num_layers: int, bidirectional: bool, packed: bool, seed: int
-) -> nn.Module:
-    """A freshly initialised classifier whose initial weights are fully determined by `seed`.
-
-    arch is "rnn", "gru", "lstm" or "conv1d" (where hidden_dim is the number of filters).
-    """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
-    if arch == "conv1d" and (num_layers != 1 or bidirectional or packed):
-        raise ValueError(
-            "conv1d takes num_layers=1, bidirectional=False and packed=False; got "
-            f"num_layers={num_layers}, bidirectional={bidirectional}, packed={packed}"
-        )
+def build_model(spec: ModelSpec, seed: int) -> nn.Module:
+    """A freshly initialised classifier of `spec` whose initial weights are fully determined by
+    `seed` (for conv1d, hidden_dim is the number of filters)."""
     # Seeding right before construction is the chapter's torch.manual_seed(21); forking the
     # generator keeps this from changing anyone else's random numbers.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if arch == "conv1d":
-            return ConvClassifier(channels=hidden_dim)
-        return RecurrentClassifier(arch, hidden_dim, num_layers, bidirectional, packed)
+        if spec.arch == "conv1d":
+            return ConvClassifier(channels=spec.hidden_dim)
+        return RecurrentClassifier(
+            spec.arch, spec.hidden_dim, spec.num_layers, spec.bidirectional, spec.packed
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -12,6 +12,8 @@ Reading checks the schema and converts to padded arrays without a Python loop
 over sequences; values round-trip exactly.
 """
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +54,15 @@ def to_table(squares: Squares) -> pa.Table:
 
 
 def write_squares(squares: Squares, path: Path | str) -> None:
-    """Write the sequences to a Parquet file, atomically."""
-    with atomic_output(path) as temporary:
-        pq.write_table(to_table(squares), temporary)
+    """Write the sequences to a Parquet file, atomically; OSError naming `path` if it fails."""
+    try:
+        with atomic_output(path) as temporary:
+            pq.write_table(to_table(squares), temporary)
+    except OSError as error:  # Arrow's messages name no file; the errno is in their text
+        found = re.search(r"\[errno (\d+)\]", str(error))
+        code = int(found.group(1)) if found else error.errno
+        reason = os.strerror(code) if code else str(error).splitlines()[0]
+        raise OSError(code, reason, str(path)) from None
 
 
 def read_squares(path: Path | str) -> Squares:
@@ -69,6 +77,17 @@ def read_squares(path: Path | str) -> Squares:
     return from_table(table, source=str(path))
 
 
+def count_rows(path: Path | str) -> int:
+    """The number of sequences in a Parquet file, from its footer alone."""
+    try:
+        return pq.read_metadata(path).num_rows
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except (pa.ArrowException, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DatasetError(f"{path}: not a readable Parquet file ({reason})") from None
+
+
 def from_table(table: pa.Table, source: str) -> Squares:
     """Check `table` against SCHEMA and convert it to padded arrays.
 
@@ -81,6 +100,8 @@ def from_table(table: pa.Table, source: str) -> Squares:
     labels = table.column("label").to_numpy().astype(np.int64)
     seq_ids = table.column("seq_id").to_numpy()
 
+    if len(lengths) == 0:
+        raise DatasetError(f"{source}: has no rows")
     if not np.array_equal(lengths, declared):
         row = int(np.flatnonzero(lengths != declared)[0])
         raise DatasetError(
@@ -95,6 +116,11 @@ def from_table(table: pa.Table, source: str) -> Squares:
 
     flat = points.flatten()
     flat_points = np.stack([flat.field("x0").to_numpy(), flat.field("x1").to_numpy()], axis=1)
+    # Points become float32 for training: anything beyond its range is as bad as NaN.
+    bad = ~(np.abs(flat_points) <= np.finfo(np.float32).max).all(axis=1)
+    if bad.any():
+        row = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], side="right"))
+        raise DatasetError(f"{source}: row {row} has a point that is NaN, infinite or too large")
     max_length = int(lengths.max()) if len(lengths) else 0
     return Squares(seq_ids, pad_points(flat_points, lengths, max_length), lengths, labels)
 

@@ -1,76 +1,100 @@
-"""The comparison report: every variant on one page, as self-contained HTML and as Markdown.
+"""The comparison report: every variant on one self-contained HTML page.
 
-The page is built from what the other stages wrote (metrics, curves, journeys), so it
-costs little and reruns whenever any variant changes. It holds no wall-clock times:
-every DVC-tracked output must be byte-identical across reruns.
+The page is built from what the other stages wrote (metrics, pictures) and the params that
+made them, so it costs little and reruns whenever any variant changes. It holds no wall-clock
+times: every DVC-tracked output must be byte-identical across reruns. Each result says which
+data it came from (squares, noise, split), so reports of a sweep differ where their data do.
+Every picture is embedded at its own pixel size, where its text is at least 10 px (see
+`pipeline.figures`), with the description it carries as its alt text: no scripts, nothing
+fetched.
 """
 
 import base64
 import html
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from pipeline.figures import panel_figure, save_png, style
-from pipeline.params import DatasetParams, ModelParams
+from pipeline.errors import InputError
+from pipeline.figures import description_of, panel_figure, picture_names, render, save_png, style
+from pipeline.params import DatasetParams, ModelParams, SplitParams
+from pipeline.spec import ModelSpec
+from pipeline.squares import LABEL_NAMES, metric_key
 
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
+#: The accuracy the chapter's models reach; the bar chart marks it.
+TARGET_ACCURACY = 0.97
 
 
-#: The pictures of plot@<model> the report shows: the loss curves; the variant's story (the
-#: journey of a hidden state, or the edge features of conv1d); how the classes separate.
-PICTURES = {
-    "recurrent": ("loss_curves.png", "journey.gif", "hidden_states.png"),
-    "conv1d": ("loss_curves.png", "conv_edges.png", "conv_edges.png"),
-}
+def pictures_of(spec: ModelSpec, plots_dir: Path) -> list[Path]:
+    """The pictures plot@<model> writes into `plots_dir` for a variant of `spec`, in the order
+    the report shows them."""
+    return [plots_dir / name for name in picture_names(spec)]
 
 
-def pictures_of(arch: str, plots_dir: Path) -> tuple[Path, Path, Path]:
-    """(loss curves, story, separation) of a variant whose pictures are in `plots_dir`."""
-    names = PICTURES["conv1d" if arch == "conv1d" else "recurrent"]
-    return tuple(plots_dir / name for name in names)
+@dataclass(frozen=True)
+class Scores:
+    """A variant's results on its test split. correct, total: per label (index = label), how
+    many test squares it classified right, of how many."""
+
+    accuracy: float
+    loss: float
+    parameters: int
+    correct: tuple[int, int]
+    total: tuple[int, int]
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, float], source: str) -> "Scores":
+        """From an evaluate stage's flat metrics; InputError naming `source` and what is
+        missing."""
+        labels = range(len(LABEL_NAMES))
+        counts = {
+            count: [metric_key(label, count) for label in labels] for count in ("correct", "total")
+        }
+        keys = ["test_accuracy", "test_loss", "parameters", *counts["correct"], *counts["total"]]
+        missing = [key for key in keys if key not in metrics]
+        if missing:
+            raise InputError(f"{source}: missing {', '.join(missing)} (rerun its evaluate stage)")
+        correct, total = (tuple(int(metrics[key]) for key in counts[c]) for c in counts)
+        return cls(
+            accuracy=float(metrics["test_accuracy"]),
+            loss=float(metrics["test_loss"]),
+            parameters=int(metrics["parameters"]),
+            correct=correct,
+            total=total,
+        )
+
+    @property
+    def majority_share(self) -> float:
+        """The accuracy of always answering the test split's larger class."""
+        return max(self.total) / sum(self.total)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One trained variant as the report shows it."""
+    """One trained variant as the report shows it: what it is, the data it learned from (its
+    dataset's params and the split), how it scored, and where its pictures are."""
 
     name: str
-    settings: ModelParams
-    parameters: int
-    accuracy: float
-    loss: float
-    majority_share: float  # accuracy of always answering the test split's larger class
-    plots_dir: Path  # where plot@<name> wrote its pictures
+    model: ModelParams
+    dataset: DatasetParams
+    split: SplitParams
+    scores: Scores
+    plots_dir: Path
 
     @property
-    def loss_curves(self) -> Path:
-        """Training and validation loss and accuracy per epoch."""
-        return pictures_of(self.settings.arch, self.plots_dir)[0]
-
-    @property
-    def story(self) -> Path:
-        """The journey of a hidden state (GIF), or the edge features of conv1d."""
-        return pictures_of(self.settings.arch, self.plots_dir)[1]
+    def pictures(self) -> list[Path]:
+        """Every picture of the variant, in the order the page shows them."""
+        return pictures_of(self.model.spec, self.plots_dir)
 
     @property
     def separation(self) -> Path:
-        """How the test sequences fall on either side of the decision boundary."""
-        return pictures_of(self.settings.arch, self.plots_dir)[2]
-
-    @property
-    def description(self) -> str:
-        """The architecture in words: "2-layer bidirectional GRU, packed"."""
-        model = self.settings
-        if model.arch == "conv1d":
-            filters = "filter" if model.hidden_dim == 1 else "filters"
-            return f"1D convolution, {model.hidden_dim} {filters} of size 2"
-        words = [f"{model.num_layers}-layer" if model.num_layers > 1 else ""]
-        words += ["bidirectional" if model.bidirectional else "", model.arch.upper()]
-        text = " ".join(word for word in words if word)
-        return f"{text}, hidden size {model.hidden_dim}" + (", packed" if model.packed else "")
+        """The picture of how its test sequences fall on either side of the decision."""
+        name = "hidden_states.png" if self.model.spec.recurrent else "conv_edges.png"
+        return self.plots_dir / name
 
 
 def ablation_pairs(
@@ -102,10 +126,6 @@ def _without_dataset(model: ModelParams) -> tuple:
     return tuple(value for key, value in vars(model).items() if key != "dataset")
 
 
-#: The accuracy the chapter's models reach; the bar chart marks it.
-TARGET_ACCURACY = 0.97
-
-
 def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None:
     """Write a horizontal bar chart of test accuracy per variant, top to bottom as given, with
     each value printed beside its bar and a line at the chapter's 0.97."""
@@ -134,169 +154,248 @@ def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None
         axes.set_xlabel(
             f"test accuracy (dashed: {TARGET_ACCURACY}, what the chapter's models reach)"
         )
-        save_png(figure, path)
+        values = ", ".join(
+            f"{name} {accuracy:.3f}" for name, accuracy in zip(names, accuracies, strict=True)
+        )
+        description = (
+            f"Test accuracy per variant, best first, as horizontal bars: {values}; a dashed "
+            f"line at {TARGET_ACCURACY}, what the chapter's models reach."
+        )
+        save_png(render(figure), path, description)
 
 
 def ranked(variants: list[Variant]) -> list[Variant]:
     """Best test accuracy first; ties by lower loss, then by name."""
-    return sorted(variants, key=lambda variant: (-variant.accuracy, variant.loss, variant.name))
+    return sorted(
+        variants, key=lambda variant: (-variant.scores.accuracy, variant.scores.loss, variant.name)
+    )
 
 
 # ---------------------------------------------------------------------------
-# Markdown, with pictures referenced relative to the report's directory.
+# The page: one HTML file, pictures embedded at 1:1, no scripts, nothing fetched.
 
+TITLE = "Sequence classification of noisy squares"
 INTRO = (
     "Each model reads the corners of a noisy square in drawing order and says whether it "
     "was drawn clockwise. The label belongs to the whole sequence, not to any point, and "
     "the order of the points is the only signal: the same four corners in another order "
     "can mean the other direction. A recurrent model folds the sequence into its hidden "
-    "state, and the classifier decides from that state alone: the journeys below show the "
-    "hidden state travelling until the two directions end up on opposite sides of the "
-    "decision boundary."
+    "state, and the classifier decides from that state alone. For each recurrent variant, "
+    "the pictures below show the hidden state of every test sequence after each step over "
+    "the decision boundary, where the eight noise-free squares end, and the journey of the "
+    "hidden state through every operation of the cell (as panels and as an animation, for "
+    "each direction of a bidirectional model) while it reads the clockwise square A, B, C, D "
+    "and the counter-clockwise square A, D, C, B, with the decision boundary where the "
+    "classifier reads the state: a variant that tells the two apart ends them on opposite "
+    "sides, and its P(clockwise) is printed there."
 )
 COLUMNS = (
     "variant",
     "architecture",
     "dataset",
-    "parameters",
+    "squares",
+    "noise",
+    "split % train / val / test",
     "epochs",
+    "parameters",
     "test accuracy",
     "test loss",
 )
-
-
-def _row(variant: Variant) -> tuple[str, ...]:
-    return (
-        variant.name,
-        variant.description,
-        variant.settings.dataset,
-        str(variant.parameters),
-        str(variant.settings.epochs),
-        f"{variant.accuracy:.2%}",
-        f"{variant.loss:.4f}",
-    )
-
-
-def _ablation_sentence(base: Variant, ablated: Variant) -> str:
-    return (
-        f"`{ablated.name}` is `{base.name}` trained on the same squares with the points of "
-        f"each square shuffled: {ablated.accuracy:.2%} test accuracy against "
-        f"{base.accuracy:.2%}. Always answering the larger class would score "
-        f"{ablated.majority_share:.2%}."
-    )
-
-
-def render_markdown(
-    variants: list[Variant], ablations: list[tuple[str, str]], chart: Path, directory: Path
-) -> str:
-    """The report as Markdown for a file in `directory`, pictures linked relatively."""
-    by_name = {variant.name: variant for variant in variants}
-    lines = ["# Sequence classification of noisy squares", "", INTRO, ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row(variant)) + " |" for variant in ranked(variants)]
-    lines += ["", f"![Test accuracy per variant]({_relative(chart, directory)})", ""]
-    if ablations:
-        lines += ["## Order carries the meaning", ""]
-        for base, ablated in ablations:
-            lines += [_ablation_sentence(by_name[base], by_name[ablated]), ""]
-            lines += [
-                f"![How {name} separates the classes]"
-                f"({_relative(by_name[name].separation, directory)})"
-                for name in (base, ablated)
-            ]
-            lines.append("")
-    for variant in ranked(variants):
-        lines += [
-            f"## {variant.name}",
-            "",
-            variant.description + f", trained on `{variant.settings.dataset}`.",
-            "",
-        ]
-        lines += [
-            f"![Loss and accuracy of {variant.name}]({_relative(variant.loss_curves, directory)})",
-            "",
-        ]
-        lines += [
-            f"![Hidden states of {variant.name}]({_relative(variant.story, directory)})",
-            "",
-        ]
-    return "\n".join(lines)
-
-
-def _relative(path: Path, directory: Path) -> str:
-    return Path(os.path.relpath(path, directory)).as_posix()
-
-
-# ---------------------------------------------------------------------------
-# HTML: one file, pictures embedded, no scripts, nothing fetched.
-
+NUMERIC = set(COLUMNS[3:])  # right-aligned: every column after the dataset's name
+#: What each kind of picture is, for its caption; the alt text is the picture's own description.
+CAPTIONS = {
+    "loss_curves": "Loss and accuracy per epoch, training and validation.",
+    "hidden_states": "The hidden state of every test sequence after each step, over the "
+    "decision boundary.",
+    "noise_free_states": "Where the eight noise-free squares end, over the decision boundary.",
+    "journey": "The journey of the hidden state through each operation of the cell, for the "
+    "clockwise square A, B, C, D and the counter-clockwise square A, D, C, B.",
+    "transformed_inputs": "The corners after the input transform, per gate block.",
+    "conv_filters": "The learned filters.",
+    "conv_edges": "The edge feature of every test sequence on each segment.",
+}
 STYLE = """
-body { font-family: sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body { font-family: sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 82rem; color: #222; }
+p, ul { max-width: 52rem; line-height: 1.45; }
 table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; }
-section { margin-top: 2.5rem; }
-figure { margin: 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: left; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+section { margin-top: 3rem; border-top: 2px solid #ccc; }
+figure { margin: 1.5rem 0; overflow-x: auto; }
+figcaption { margin-bottom: 0.4rem; font-size: 0.95rem; }
+img { max-width: none; display: block; }
 .pictures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 """
 
 
-def _embedded(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:{MIME_TYPES[path.suffix]};base64,{data}">'
+def _percent(value: float) -> str:
+    return f"{value:.2%}"
 
 
-def render_html(variants: list[Variant], ablations: list[tuple[str, str]], chart: Path) -> str:
-    """The report as one self-contained HTML page: every picture embedded."""
-    by_name = {variant.name: variant for variant in variants}
-    numeric = {"parameters", "epochs", "test accuracy", "test loss"}
-    header = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
-    rows = "".join(
+def _split_text(split: SplitParams) -> str:
+    """The split's shares in percent: "60 / 20 / 20"."""
+    return " / ".join(
+        f"{100 * share:.3g}" for share in (1 - split.val - split.test, split.val, split.test)
+    )
+
+
+def _row(variant: Variant) -> tuple[str, ...]:
+    scores = variant.scores
+    return (
+        variant.name,
+        variant.model.spec.describe(),
+        variant.model.dataset,
+        str(variant.dataset.n),
+        f"{variant.dataset.noise:g}",
+        _split_text(variant.split),
+        str(variant.model.epochs),
+        str(scores.parameters),
+        _percent(scores.accuracy),
+        f"{scores.loss:.4f}",
+    )
+
+
+def _data_text(variant: Variant) -> str:
+    """Where a variant's results come from, in words."""
+    dataset, split = variant.dataset, variant.split
+    lengths = "2 to 4 points each" if dataset.variable_len else "4 points each"
+    order = ", the points of each square shuffled" if dataset.shuffle_points else ""
+    return (
+        f"dataset {variant.model.dataset}: {dataset.n} squares, noise {dataset.noise:g}, "
+        f"{lengths}{order} (seed {dataset.seed}); split {_split_text(split)} % train / "
+        f"validation / test (seed {split.seed}): {sum(variant.scores.total)} test squares"
+    )
+
+
+def _caption(picture: Path) -> str:
+    """What a picture is, from its file name: journey_backward.gif -> the journey's caption,
+    backward direction, animated."""
+    stem, notes = picture.stem, []
+    for direction in ("forward", "backward"):
+        if stem.endswith(f"_{direction}"):
+            stem = stem.removesuffix(f"_{direction}")
+            notes.append(f"{direction.capitalize()} direction.")
+    if picture.suffix == ".gif":
+        notes.append("Animated: one frame per operation, the formula as its title.")
+    return " ".join([CAPTIONS[stem], *notes])
+
+
+def _figure(picture: Path, caption: str, anchor: str) -> str:
+    """A picture embedded at its own size (1:1), its description as alt text, and a caption;
+    `anchor` is its id in the page (never a path: the page's bytes must not depend on one)."""
+    with Image.open(picture) as image:
+        width, height = image.size
+    data = base64.b64encode(picture.read_bytes()).decode("ascii")
+    return (
+        f'<figure id="{html.escape(anchor)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption>"
+        f'<img alt="{html.escape(description_of(picture))}" width="{width}" height="{height}" '
+        f'src="data:{MIME_TYPES[picture.suffix]};base64,{data}"></figure>'
+    )
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[str]) -> str:
+    header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = "".join(
         "<tr>"
         + "".join(
             f'<td class="number">{html.escape(cell)}</td>'
             if column in numeric
             else f"<td>{html.escape(cell)}</td>"
-            for column, cell in zip(COLUMNS, _row(variant), strict=True)
+            for column, cell in zip(columns, row, strict=True)
         )
         + "</tr>"
-        for variant in ranked(variants)
+        for row in rows
     )
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _confusion(scores: Scores) -> str:
+    """Test squares by true and predicted direction (binary: the wrong ones are the rest)."""
+    columns = ("true direction", *(f"predicted {name}" for name in LABEL_NAMES), "correct")
+    rows = []
+    for label, name in enumerate(LABEL_NAMES):
+        correct, total = scores.correct[label], scores.total[label]
+        predicted = [total - correct] * len(LABEL_NAMES)
+        predicted[label] = correct
+        share = _percent(correct / total) if total else "no squares"
+        rows.append((name, *map(str, predicted), f"{correct} of {total} ({share})"))
+    return _table(columns, rows, set(columns[1:]))
+
+
+def _ablation(base: Variant, ablated: Variant) -> str:
+    sentence = (
+        f"{ablated.name} is {base.name} trained on the same squares with the points of each "
+        f"square shuffled: {_percent(ablated.scores.accuracy)} test accuracy against "
+        f"{_percent(base.scores.accuracy)}. Always answering the larger class would score "
+        f"{_percent(ablated.scores.majority_share)}."
+    )
+    figures = "".join(
+        _figure(
+            variant.separation,
+            f"{variant.name}: {_caption(variant.separation)}",
+            f"ablation-{variant.name}",
+        )
+        for variant in (base, ablated)
+    )
+    return f"<p>{html.escape(sentence)}</p>{figures}"
+
+
+def _variant_section(variant: Variant) -> str:
+    scores, model = variant.scores, variant.model
+    name = html.escape(variant.name)
+    trained = (
+        f"{model.spec.describe()}, {scores.parameters} parameters, trained for {model.epochs} "
+        f"epochs (batch {model.batch_size}, learning rate {model.lr:g}, seed {model.seed}) on "
+        f"{_data_text(variant)}."
+    )
+    result = (
+        f"Test accuracy {_percent(scores.accuracy)} ({sum(scores.correct)} of "
+        f"{sum(scores.total)} squares), test loss {scores.loss:.4f}."
+    )
+    return "".join(
+        [
+            f'<section id="{name}"><h2>{name}</h2>',
+            f"<p>{html.escape(trained)}</p><p>{html.escape(result)}</p>",
+            _confusion(scores),
+            *(
+                _figure(picture, _caption(picture), f"{variant.name}-{picture.name}")
+                for picture in variant.pictures
+            ),
+            "</section>",
+        ]
+    )
+
+
+def _data_list(variants: list[Variant]) -> str:
+    """Each dataset the variants learned from, once, best variant's first."""
+    described: dict[str, str] = {}
+    for variant in ranked(variants):
+        described.setdefault(variant.model.dataset, _data_text(variant))
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in described.values())
+    return f"<p>The data each result comes from:</p><ul>{items}</ul>"
+
+
+def render_report(variants: list[Variant], ablations: list[tuple[str, str]], chart: Path) -> str:
+    """The report as one self-contained HTML page: the table, the accuracy chart (`chart`),
+    the order ablations, then every variant's data, scores and pictures, best first."""
+    by_name = {variant.name: variant for variant in variants}
+    order = ranked(variants)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        "<title>Sequence classification of noisy squares</title>",
+        f"<title>{TITLE}</title>",
         f"<style>{STYLE}</style></head><body>",
-        "<h1>Sequence classification of noisy squares</h1>",
+        f"<h1>{TITLE}</h1>",
         f"<p>{html.escape(INTRO)}</p>",
-        f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>",
-        _embedded(chart, "Test accuracy per variant"),
+        _data_list(variants),
+        _table(COLUMNS, [_row(variant) for variant in order], NUMERIC),
+        _figure(chart, "Test accuracy per variant.", "accuracy"),
     ]
     if ablations:
         parts.append("<section><h2>Order carries the meaning</h2>")
-        for base, ablated in ablations:
-            sentence = html.escape(_ablation_sentence(by_name[base], by_name[ablated]))
-            parts.append(f"<p>{sentence.replace('`', '')}</p>")
-            parts.append('<div class="pictures">')
-            parts += [
-                f"<figure><figcaption><code>{html.escape(name)}</code></figcaption>"
-                f"{_embedded(by_name[name].separation, f'How {name} separates the classes')}"
-                "</figure>"
-                for name in (base, ablated)
-            ]
-            parts.append("</div>")
+        parts += [_ablation(by_name[base], by_name[ablated]) for base, ablated in ablations]
         parts.append("</section>")
-    for variant in ranked(variants):
-        name, dataset = html.escape(variant.name), html.escape(variant.settings.dataset)
-        parts += [
-            f'<section id="{name}"><h2>{name}</h2>',
-            f"<p>{html.escape(variant.description)}, trained on <code>{dataset}</code>: "
-            f"{variant.accuracy:.2%} test accuracy.</p>",
-            '<div class="pictures">',
-            _embedded(variant.loss_curves, f"Loss and accuracy of {variant.name}"),
-            _embedded(variant.story, f"Hidden states of {variant.name}"),
-            "</div></section>",
-        ]
+    parts += [_variant_section(variant) for variant in order]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -14,6 +14,16 @@ import numpy as np
 CORNERS = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]])
 CORNER_NAMES = ("A", "B", "C", "D")
 
+#: What each label means, for a reader; the index is the label (0 or 1).
+LABEL_NAMES = ("counter-clockwise", "clockwise")
+
+
+def metric_key(label: int, count: str) -> str:
+    """The name of a label's `count` ("correct" or "total") in the test metrics, in DVC and
+    MLflow alike: test_counter_clockwise_correct."""
+    return f"test_{LABEL_NAMES[label].replace('-', '_')}_{count}"
+
+
 #: Every sequence has at most this many points: one per corner.
 MAX_LENGTH = len(CORNERS)
 

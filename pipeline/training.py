@@ -10,6 +10,7 @@ torch's CPU kernels may split work across threads differently on machines with o
 counts, so a caller that wants the same bytes everywhere calls torch.set_num_threads(1) first.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Self
 
@@ -56,6 +57,10 @@ class LabelledSequences:
         return type(self)(self.features.to(device), self.lengths.to(device), self.labels.to(device))
 
 
+class TrainingDivergedError(ValueError):
+    """The training loss stopped being a finite number (too large a learning rate, usually)."""
+
+
 @dataclass(frozen=True)
 class EpochStats:
     """One epoch's losses (means over samples) and accuracies; val_* are None without validation.
@@ -90,9 +95,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+        raise ValueError(f"must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
+        raise ValueError("is 'cuda' but this machine has no CUDA; use cpu or auto")
     return torch.device(name)
 
 
@@ -214,6 +219,8 @@ def train(
         train_loss, train_accuracy = _loss_and_accuracy(
             pass_logits, train_data.labels.index_select(0, order)
         )
+        if not math.isfinite(train_loss):
+            raise TrainingDivergedError(f"the training loss became {train_loss} in epoch {epoch}")
 
         val_loss = val_accuracy = None
         if validation_data is not None:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.params import load_params
+
 FLOORS_FILE = Path(".ci/accuracy_floors.yaml")
 
 
@@ -71,7 +73,7 @@ def accuracy_shortfalls(metrics_dir: Path, models: list[str], floors: dict) -> l
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
-        accuracy = json.loads(path.read_text())["accuracy"]
+        accuracy = json.loads(path.read_text())["test_accuracy"]
         if accuracy < floor:
             problems.append(f"{name}: test accuracy {accuracy:.4f} is under its floor {floor}")
     return problems
@@ -86,7 +88,7 @@ def main(argv: list[str]) -> int:
         problems = rerun(Path.cwd())
         success = "every output matches dvc.lock"
     else:
-        models = list(yaml.safe_load(Path("params.yaml").read_text())["models"])
+        models = list(load_params().models)  # read as the stages read it
         floors = yaml.safe_load(FLOORS_FILE.read_text())
         problems = accuracy_shortfalls(Path("data/metrics"), models, floors)
         success = f"every variant reaches its accuracy floor ({FLOORS_FILE})"

@@ -1,9 +1,11 @@
 """Shared fixtures: a real MLflow SQLite store, and copies of this repo to run DVC in."""
 
+import contextlib
 import itertools
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,6 +14,27 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 _experiment_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stage_servers(tmp_path_factory):
+    """Stage servers of the test session's own, stopped when it ends.
+
+    Every copy of the repository holds the same package, so the pipeline tests share one
+    warm server; tests that need a fresh one set PIPELINE_STAGE_SERVER_DIR themselves.
+    """
+    directory = tmp_path_factory.getbasetemp() / "stage-servers"
+    os.environ["PIPELINE_STAGE_SERVER_DIR"] = str(directory)
+    os.environ["PIPELINE_STAGE_SERVER_IDLE_S"] = "300"
+    yield directory
+    stop_stage_servers(directory)
+
+
+def stop_stage_servers(directory: Path) -> None:
+    """SIGTERM every stage server whose pid file lies under `directory`."""
+    for pid_file in directory.glob("*/*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +125,9 @@ class PipelineRepo:
 
     def mlflow_runs(self) -> list:
         """Every run in the copy's default store, oldest first."""
-        from mlflow import MlflowClient
+        from pipeline import tracking
 
-        client = MlflowClient(tracking_uri=f"sqlite:///{self.root / 'mlflow.db'}")
+        client = tracking.client(f"sqlite:///{self.root / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("square-sequences")
         if experiment is None:
             return []

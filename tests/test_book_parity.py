@@ -20,6 +20,7 @@ from torch import nn
 
 from pipeline.chapter import chapter_correct, chapter_loader, chapter_model, chapter_train
 from pipeline.models import build_model
+from pipeline.spec import ModelSpec
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import LabelledSequences, evaluate, train
 
@@ -83,14 +84,8 @@ def library_training(case_name: str) -> tuple[nn.Module, list[list[int]]]:
     train_squares, test_squares = chapter_squares(case)
     train_data = as_labelled(train_squares)
     test_data = None if test_squares is None else as_labelled(test_squares)
-    model = build_model(
-        case.arch,
-        case.hidden_dim,
-        num_layers=1,
-        bidirectional=case.bidirectional_packed,
-        packed=case.bidirectional_packed,
-        seed=MODEL_SEED,
-    )
+    packed = case.bidirectional_packed
+    model = build_model(ModelSpec(case.arch, case.hidden_dim, 1, packed, packed), seed=MODEL_SEED)
     train(
         model,
         train_data,

@@ -1,11 +1,14 @@
-"""dvc.yaml tells the truth: each stage lists, as code deps, exactly the modules it imports.
+"""dvc.yaml tells the truth: each stage's code deps are the modules that shape its bytes,
+and its params and paths are the ones its module declares in STAGE.
 
-The import graph of the package is read from the source (every project import is at the
-top of its module), then checked once against a real import, so the check is fast for
-every stage and still proven faithful.
+The rule (dvc.yaml's header): a stage depends on its module, everything that module imports
+(not following imports through bookkeeping modules), params.py, and numerics.py when it runs
+torch. Imports are read from the source, and checked once against a real import.
 """
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.stage import Stage
+
 REPO = Path(__file__).resolve().parents[1]
-STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-ENTRY = ("pipeline/__init__.py", "pipeline/__main__.py", "pipeline/stages/__init__.py")
+DVC_YAML = (REPO / "dvc.yaml").read_text()
+STAGES = yaml.safe_load(DVC_YAML)["stages"]
+BOOKKEEPING = set(re.findall(r"^#\s+bookkeeping: (\S+)", DVC_YAML, flags=re.MULTILINE))
+RUNTIME = {"pipeline/params.py"}
+TORCH_RUNTIME = {"pipeline/numerics.py"}
 
 
 def module_file(module: str) -> str | None:
@@ -27,7 +35,7 @@ def module_file(module: str) -> str | None:
 
 
 def imported_files(file: str) -> set[str]:
-    """The project modules that `file` imports (`import pipeline.x`, `from pipeline.x import y`)."""
+    """The project modules that `file` imports, at the top or inside functions."""
     found = set()
     for node in ast.walk(ast.parse((REPO / file).read_text())):
         if isinstance(node, ast.Import):
@@ -38,40 +46,88 @@ def imported_files(file: str) -> set[str]:
     return {name for name in found if name and (REPO / name).is_file()}
 
 
-def stage_imports(stage: str) -> set[str]:
-    """Every project module `python -m pipeline <stage>` imports, transitively."""
-    pending, seen = [*ENTRY, f"pipeline/stages/{stage}.py"], set()
+def closure(start: set[str], stop: set[str] = frozenset()) -> set[str]:
+    """`start` and every project module it imports, transitively; `stop` is not entered."""
+    pending, seen = list(start), set()
     while pending:
         file = pending.pop()
-        if file not in seen:
+        if file not in seen and file not in stop:
             seen.add(file)
             pending += imported_files(file)
     return seen
 
 
-def declared_code(stage: str) -> set[str]:
-    definition = STAGES[stage].get("do", STAGES[stage])
-    return {dep for dep in definition["deps"] if dep.startswith("pipeline/")}
+def declaration(stage: str) -> Stage:
+    return importlib.import_module(f"pipeline.stages.{stage}").STAGE
+
+
+def shaping_modules(stage: str) -> set[str]:
+    """The modules that can change what `stage` writes, by the rule above."""
+    runtime = RUNTIME | (TORCH_RUNTIME if declaration(stage).uses_torch else set())
+    return closure({f"pipeline/stages/{stage}.py"} | runtime, stop=BOOKKEEPING)
+
+
+def definition(stage: str) -> dict:
+    return STAGES[stage].get("do", STAGES[stage])
+
+
+def test_the_bookkeeping_list_names_real_modules_and_the_tracking_module():
+    assert {"pipeline/tracking.py", "pipeline/stage_server.py"} <= BOOKKEEPING
+    assert all((REPO / name).is_file() for name in BOOKKEEPING)
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_code_deps_are_exactly_the_imported_modules(stage):
-    assert declared_code(stage) == stage_imports(stage)
+def test_code_deps_are_exactly_the_modules_that_shape_the_output(stage):
+    declared = {dep for dep in definition(stage)["deps"] if dep.startswith("pipeline/")}
+    assert declared == shaping_modules(stage)
+
+
+def test_the_rule_catches_a_missing_shaping_module_and_a_listed_bookkeeping_one():
+    shaping = shaping_modules("train")
+    assert "pipeline/training.py" in shaping  # missing from deps, the equality test fails
+    assert not shaping & BOOKKEEPING  # listed in deps, the equality test fails
+
+
+def placeholder(template: str) -> str:
+    return template.replace("{name}", "${key}")
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_params_are_the_ones_the_stage_declares(stage):
+    assert definition(stage)["params"] == [placeholder(key) for key in declaration(stage).params]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_data_deps_and_outs_are_the_paths_the_stage_declares(stage):
+    """The command's path arguments, expanded by the declaration, are exactly deps and outs."""
+    spec, stage_definition = declaration(stage), definition(stage)
+    words = stage_definition["cmd"].split()
+    assert words[:4] == ["python", "-m", "pipeline", stage]
+    arguments = words[5:] if spec.item else words[4:]
+    if spec.item:
+        assert words[4] == "${key}"
+    assert len(arguments) == len(spec.inputs) + len(spec.outputs)
+    values = dict(zip([arg.name for arg in (*spec.inputs, *spec.outputs)], arguments, strict=True))
+    inputs = {p.as_posix() for arg in spec.inputs for p in arg.paths(Path(values[arg.name]))}
+    outputs = {p.as_posix() for arg in spec.outputs for p in arg.paths(Path(values[arg.name]))}
+    data_deps = {dep for dep in stage_definition["deps"] if not dep.startswith("pipeline/")}
+    declared_outs = set(stage_definition.get("outs", [])) | set(stage_definition.get("metrics", []))
+    assert data_deps == inputs
+    assert declared_outs == outputs
 
 
 RUNTIME_IMPORTS = """
 import importlib, sys
-import pipeline.__main__
 importlib.import_module(f"pipeline.stages.{sys.argv[1]}")
 print(sorted(name for name in sys.modules if name.split(".")[0] == "pipeline"))
-print(sorted(name for name in ("torch", "matplotlib") if name in sys.modules))
+print(sorted(name for name in ("torch", "matplotlib", "mlflow") if name in sys.modules))
 """
 
 
 @pytest.mark.parametrize(
     ("stage", "heavy"), [("generate", []), ("split", []), ("train", ["torch"])]
 )
-def test_a_real_import_loads_the_same_modules_and_no_heavy_library_a_stage_does_not_need(
+def test_a_real_import_loads_the_modules_read_from_the_source_and_no_heavy_library_unused(
     stage, heavy
 ):
     result = subprocess.run(
@@ -82,5 +138,7 @@ def test_a_real_import_loads_the_same_modules_and_no_heavy_library_a_stage_does_
         check=True,
     )
     modules, libraries = (ast.literal_eval(line) for line in result.stdout.splitlines())
-    assert {module_file(name) for name in modules} == stage_imports(stage)
+    packages = {"pipeline/__init__.py", "pipeline/stages/__init__.py"}
+    read = closure({f"pipeline/stages/{stage}.py"}) | packages
+    assert {module_file(name) for name in modules} <= read  # the source reader misses nothing
     assert libraries == heavy

@@ -42,7 +42,7 @@ def running_run(repo, stage: str, timeout: float = 120):
         for run in repo.mlflow_runs():
             if run.info.run_name == stage and run.info.status == "RUNNING" and run.data.params:
                 return run
-        time.sleep(0.3)
+        time.sleep(0.1)  # polling an observable state, not waiting for a phase
     raise AssertionError(f"no RUNNING run of {stage} within {timeout} s")
 
 
@@ -62,8 +62,7 @@ def test_a_signal_during_training_ends_the_run_killed_and_the_next_repro_complet
 ):
     epochs = with_training_epochs(reproduced_repo, LONG_EPOCHS)
     dvc = start(reproduced_repo, "dvc", "repro", "train@gru")
-    run = running_run(reproduced_repo, "train@gru")
-    time.sleep(1.0)  # well inside the training loop
+    run = running_run(reproduced_repo, "train@gru")  # training has begun: it lasts seconds
     os.kill(int(run.data.tags["pid"]), signum)
     output, _ = dvc.communicate(timeout=120)
 
@@ -86,7 +85,6 @@ def test_after_sigkill_the_next_repro_completes_with_a_clean_runs_outputs(reprod
     with_training_epochs(reproduced_repo, LONG_EPOCHS)
     dvc = start(reproduced_repo, "dvc", "repro", "train@gru")
     run = running_run(reproduced_repo, "train@gru")
-    time.sleep(1.0)
     os.kill(int(run.data.tags["pid"]), signal.SIGKILL)
     dvc.communicate(timeout=120)
     assert dvc.returncode != 0

@@ -6,6 +6,7 @@ The reproduced template (tests/conftest.py) holds two variants, `gru` on `fixed`
 
 import json
 
+import mlflow
 import numpy as np
 import pytest
 from params_editing import set_key
@@ -23,8 +24,8 @@ ALL_STAGES = {
 }  # fmt: skip
 
 
-def flat_lock_params(stage: dict) -> dict[str, str]:
-    """A dvc.lock stage's params as MLflow holds them: dotted names, string values."""
+def flat_lock_params(stage: dict) -> dict:
+    """A dvc.lock stage's params with dotted names, as each run's dvc_params.json holds them."""
     flat = {}
 
     def walk(prefix: str, value) -> None:
@@ -32,7 +33,7 @@ def flat_lock_params(stage: dict) -> dict[str, str]:
             for key, item in value.items():
                 walk(f"{prefix}.{key}" if prefix else key, item)
         else:
-            flat[prefix] = str(value)
+            flat[prefix] = value
 
     for values in stage.get("params", {}).values():  # keyed by params file
         walk("", values)
@@ -50,7 +51,8 @@ def test_every_stage_ran_once_as_one_mlflow_run_matching_dvc_lock(reproduced_tem
     for run in runs:
         stage = lock[run.info.run_name]
         assert run.info.status == "FINISHED"
-        assert run.data.params == flat_lock_params(stage)
+        dvc_params = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/dvc_params.json")
+        assert dvc_params == flat_lock_params(stage)
         assert run.data.tags["dvc.stage"] == run.info.run_name
         assert run.data.tags["mlflow.source.git.commit"] == commit
         for dep in stage["deps"]:
@@ -86,16 +88,20 @@ def change(dotted: str, value):
     return apply
 
 
-def recolour_the_journey_grids(repo):
-    """A change to the plotting module only, one that changes the pictures."""
-    module = repo.root / "pipeline/plots.py"
-    text = module.read_text()
-    assert 'GRID_COLOURS = ("#2a9d8f", "#e9a23b")' in text
-    module.write_text(
-        text.replace(
-            'GRID_COLOURS = ("#2a9d8f", "#e9a23b")', 'GRID_COLOURS = ("#264653", "#f4a261")'
-        )
-    )
+def thicken_the_axes(repo):
+    """A change to the figures module only, one that changes every picture."""
+    module = repo.root / "pipeline/figures.py"
+    module.write_text(module.read_text() + '\nSTYLE["axes.linewidth"] = 2.0\n')
+
+
+def edit(path: str):
+    """A change to a module that writes nothing DVC tracks (a comment is enough)."""
+
+    def apply(repo):
+        module = repo.root / path
+        module.write_text(module.read_text() + "\n# edited\n")
+
+    return apply
 
 
 VARIABLE_BRANCH = {
@@ -108,7 +114,7 @@ VARIABLE_BRANCH = {
 }
 FIXED_BRANCH = {"generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "report"}
 GRU_STAGES = {"train@gru", "evaluate@gru", "plot@gru", "report"}
-PLOT_STAGES = {"plot@gru", "plot@lstm_packed"}
+PICTURE_STAGES = {"plot@gru", "plot@lstm_packed", "report"}
 #: change -> (what `dvc status` reports before the run: the stages whose own params or
 #: code changed; what `dvc repro` then runs: those and everything whose inputs change)
 SELECTIVE_RERUNS = {
@@ -120,11 +126,14 @@ SELECTIVE_RERUNS = {
     "fixed seed": (change("datasets.fixed.seed", 5), {"generate@fixed", "report"}, FIXED_BRANCH),
     "split seed": (
         change("split.seed", 7),
-        {"split@fixed", "split@variable"},
+        {"split@fixed", "split@variable", "report"},  # the report names the split
         ALL_STAGES - {"generate@fixed", "generate@variable"},
     ),
     "gru seed": (change("models.gru.seed", 7), GRU_STAGES, GRU_STAGES),
-    "plotting module": (recolour_the_journey_grids, PLOT_STAGES, PLOT_STAGES | {"report"}),
+    "figures module": (thicken_the_axes, PICTURE_STAGES, PICTURE_STAGES),
+    "tracking module": (edit("pipeline/tracking.py"), set(), set()),
+    "stage runtime": (edit("pipeline/stage.py"), set(), set()),
+    "stage server": (edit("pipeline/stage_server.py"), set(), set()),
     "nothing": (lambda _repo: None, set(), set()),
 }
 
@@ -178,3 +187,7 @@ def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(rep
     assert all(run.info.status == "FINISHED" for run in runs)
     root_artifacts = (reproduced_repo.root / "mlruns").as_uri()
     assert all(run.info.artifact_uri.startswith(root_artifacts) for run in runs)
+    [name] = {run.data.tags["dvc.exp_name"] for run in runs}  # one experiment, named
+    assert name in reproduced_repo.run("dvc", "exp", "list", "--name-only").stdout.split()
+    baseline = reproduced_repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    assert {run.data.tags["dvc.exp_baseline"] for run in runs} == {baseline}

@@ -10,6 +10,7 @@ from pipeline.models import (
     build_model,
     count_parameters,
 )
+from pipeline.spec import ModelSpec
 
 TOLERANCE = {"rtol": 0, "atol": 1e-6}
 
@@ -33,7 +34,7 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
 @pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
 @torch.no_grad()
 def test_packed_output_equals_each_sequence_alone(arch: str) -> None:
-    model = build_model(arch, 3, 2, bidirectional=True, packed=True, seed=0).eval()
+    model = build_model(ModelSpec(arch, 3, 2, bidirectional=True, packed=True), seed=0).eval()
 
     batch_logits = model(SEQUENCES, LENGTHS)
 
@@ -45,8 +46,12 @@ def test_packed_output_equals_each_sequence_alone(arch: str) -> None:
 @pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
 @torch.no_grad()
 def test_unidirectional_padded_output_at_last_real_step_equals_packed_output(arch: str) -> None:
-    padded_model = build_model(arch, 3, 2, bidirectional=False, packed=False, seed=0).eval()
-    packed_model = build_model(arch, 3, 2, bidirectional=False, packed=True, seed=0).eval()
+    padded_model = build_model(
+        ModelSpec(arch, 3, 2, bidirectional=False, packed=False), seed=0
+    ).eval()
+    packed_model = build_model(
+        ModelSpec(arch, 3, 2, bidirectional=False, packed=True), seed=0
+    ).eval()
 
     padded_logits = padded_model(SEQUENCES, LENGTHS)
 
@@ -55,7 +60,7 @@ def test_unidirectional_padded_output_at_last_real_step_equals_packed_output(arc
 
 @torch.no_grad()
 def test_model_accepts_a_packed_sequence_like_the_books_collate() -> None:
-    model = build_model("lstm", 2, 1, bidirectional=True, packed=True, seed=0).eval()
+    model = build_model(ModelSpec("lstm", 2, 1, bidirectional=True, packed=True), seed=0).eval()
     unpadded = [sequence[:length] for sequence, length in zip(SEQUENCES, LENGTHS, strict=True)]
 
     logits = model(pack_sequence(unpadded, enforce_sorted=False))
@@ -66,8 +71,12 @@ def test_model_accepts_a_packed_sequence_like_the_books_collate() -> None:
 @torch.no_grad()
 def test_bidirectional_model_without_packing_reads_the_padding() -> None:
     # Why packed=True exists: unpacked, the reverse direction starts in the padding.
-    packed_model = build_model("gru", 3, 1, bidirectional=True, packed=True, seed=0).eval()
-    padded_model = build_model("gru", 3, 1, bidirectional=True, packed=False, seed=0).eval()
+    packed_model = build_model(
+        ModelSpec("gru", 3, 1, bidirectional=True, packed=True), seed=0
+    ).eval()
+    padded_model = build_model(
+        ModelSpec("gru", 3, 1, bidirectional=True, packed=False), seed=0
+    ).eval()
 
     difference = (packed_model(SEQUENCES, LENGTHS) - padded_model(SEQUENCES, LENGTHS)).abs()
 
@@ -76,13 +85,13 @@ def test_bidirectional_model_without_packing_reads_the_padding() -> None:
 
 
 def test_model_returns_one_logit_per_sequence() -> None:
-    model = build_model("gru", 2, 1, bidirectional=False, packed=False, seed=0)
+    model = build_model(ModelSpec("gru", 2, 1, bidirectional=False, packed=False), seed=0)
 
     assert model(SEQUENCES, LENGTHS).shape == (3, 1)
 
 
 def test_conv_model_is_the_chapters_conv1d_then_linear() -> None:
-    model = build_model("conv1d", 1, 1, bidirectional=False, packed=False, seed=0)
+    model = build_model(ModelSpec("conv1d", 1, 1, bidirectional=False, packed=False), seed=0)
 
     assert isinstance(model, ConvClassifier)
     assert model.conv.weight.shape == (1, 2, 2)  # 1 filter over 2 features x 2 steps
@@ -99,7 +108,7 @@ def test_conv_model_with_several_filters_flattens_filters_and_positions() -> Non
 
 
 def test_conv_model_refuses_variable_lengths() -> None:
-    model = build_model("conv1d", 1, 1, bidirectional=False, packed=False, seed=0)
+    model = build_model(ModelSpec("conv1d", 1, 1, bidirectional=False, packed=False), seed=0)
 
     with pytest.raises(ValueError, match="4 points"):
         model(SEQUENCES, LENGTHS)
@@ -110,7 +119,7 @@ def test_recurrent_layer_is_initialised_before_the_classifier() -> None:
     expected_recurrent = torch.nn.GRU(2, 2, batch_first=True)
     expected_linear = torch.nn.Linear(2, 1)
 
-    model = build_model("gru", 2, 1, bidirectional=False, packed=False, seed=21)
+    model = build_model(ModelSpec("gru", 2, 1, bidirectional=False, packed=False), seed=21)
 
     assert isinstance(model, RecurrentClassifier)
     for expected, actual in zip(
@@ -126,8 +135,11 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(arch: str) 
     recurrent = arch != "conv1d"
     settings = {"hidden_dim": 2, "num_layers": 1, "bidirectional": recurrent, "packed": recurrent}
 
-    first, second = build_model(arch, **settings, seed=7), build_model(arch, **settings, seed=7)
-    other = build_model(arch, **settings, seed=8)
+    first, second = (
+        build_model(ModelSpec(arch, **settings), seed=7),
+        build_model(ModelSpec(arch, **settings), seed=7),
+    )
+    other = build_model(ModelSpec(arch, **settings), seed=8)
 
     assert state_dict_bytes(first) == state_dict_bytes(second)
     assert state_dict_bytes(first) != state_dict_bytes(other)
@@ -138,14 +150,14 @@ def test_build_model_leaves_the_global_generator_alone() -> None:
     expected = torch.rand(3)
     torch.manual_seed(3)
 
-    build_model("lstm", 2, 1, bidirectional=False, packed=False, seed=21)
+    build_model(ModelSpec("lstm", 2, 1, bidirectional=False, packed=False), seed=21)
 
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_state_dict_round_trips_through_weights_only_load() -> None:
-    model = build_model("lstm", 2, 2, bidirectional=True, packed=True, seed=1)
-    loaded = build_model("lstm", 2, 2, bidirectional=True, packed=True, seed=2)
+    model = build_model(ModelSpec("lstm", 2, 2, bidirectional=True, packed=True), seed=1)
+    loaded = build_model(ModelSpec("lstm", 2, 2, bidirectional=True, packed=True), seed=2)
 
     loaded.load_state_dict(torch.load(io.BytesIO(state_dict_bytes(model)), weights_only=True))
 
@@ -154,7 +166,7 @@ def test_state_dict_round_trips_through_weights_only_load() -> None:
 
 
 def test_count_parameters_of_a_one_layer_rnn() -> None:
-    model = build_model("rnn", 2, 1, bidirectional=False, packed=False, seed=0)
+    model = build_model(ModelSpec("rnn", 2, 1, bidirectional=False, packed=False), seed=0)
 
     # W_ih (2x2) + W_hh (2x2) + two biases (2 each) + linear (2 weights + 1 bias)
     assert count_parameters(model) == 4 + 4 + 2 + 2 + 2 + 1
@@ -164,19 +176,19 @@ def test_count_parameters_of_a_one_layer_rnn() -> None:
     ("arch", "num_layers", "bidirectional", "match"),
     [
         ("transformer", 1, False, "arch must be one of"),
-        ("conv1d", 2, False, "conv1d takes num_layers=1"),
-        ("conv1d", 1, True, "conv1d takes num_layers=1"),
+        ("conv1d", 2, False, "num_layers must be 1 for arch conv1d"),
+        ("conv1d", 1, True, "bidirectional must be false for arch conv1d"),
     ],
 )
 def test_build_model_refuses_unknown_or_unsupported_settings(
     arch: str, num_layers: int, bidirectional: bool, match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
-        build_model(arch, 2, num_layers, bidirectional, packed=False, seed=0)
+        build_model(ModelSpec(arch, 2, num_layers, bidirectional, packed=False), seed=0)
 
 
 def test_padded_input_without_lengths_is_refused() -> None:
-    model = build_model("rnn", 2, 1, bidirectional=False, packed=False, seed=0)
+    model = build_model(ModelSpec("rnn", 2, 1, bidirectional=False, packed=False), seed=0)
 
     with pytest.raises(ValueError, match="lengths"):
         model(SEQUENCES)

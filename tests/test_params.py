@@ -1,5 +1,6 @@
 """params.yaml validation: the shipped file is valid, every mistake gets one clear line."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,31 +41,42 @@ def test_tracked_flattens_sections_to_dvc_dotted_names():
 
 
 MODEL = next(iter(SHIPPED["models"]))
+NAME_RULE = "a name of 1 to 64 letters, digits, '_' or '-', not starting with '-'"
 
 BAD_PARAMS = [
     (drop_key(SHIPPED, "split"), "split is missing"),
     (drop_key(SHIPPED, "datasets.fixed.seed"), "datasets.fixed.seed is missing"),
     (
         set_key(SHIPPED, "datasets.fixed.n", "many"),
-        "datasets.fixed.n must be an integer >= 1, got 'many'",
+        "datasets.fixed.n must be an integer from 1 to 500000000, got 'many'",
     ),
-    (set_key(SHIPPED, "datasets.fixed.n", 0), "datasets.fixed.n must be an integer >= 1, got 0"),
-    (set_key(SHIPPED, "datasets.fixed.n", -5), "datasets.fixed.n must be an integer >= 1, got -5"),
+    (
+        set_key(SHIPPED, "datasets.fixed.n", 0),
+        "datasets.fixed.n must be an integer from 1 to 500000000, got 0",
+    ),
     (
         set_key(SHIPPED, "datasets.fixed.n", 10.5),
-        "datasets.fixed.n must be an integer >= 1, got 10.5",
+        "datasets.fixed.n must be an integer from 1 to 500000000, got 10.5",
     ),
     (
         set_key(SHIPPED, "datasets.fixed.noise", -0.1),
-        "datasets.fixed.noise must be a finite number >= 0, got -0.1",
+        "datasets.fixed.noise must be a finite number from 0 to 1e+06, got -0.1",
     ),
     (
         set_key(SHIPPED, "datasets.fixed.noise", float("nan")),
-        "datasets.fixed.noise must be a finite number >= 0, got nan",
+        "datasets.fixed.noise must be a finite number from 0 to 1e+06, got nan",
     ),
     (
         set_key(SHIPPED, "datasets.fixed.noise", float("inf")),
-        "datasets.fixed.noise must be a finite number >= 0, got inf",
+        "datasets.fixed.noise must be a finite number from 0 to 1e+06, got inf",
+    ),
+    (
+        set_key(SHIPPED, "datasets.fixed.noise", 1.0e308),
+        "datasets.fixed.noise must be a finite number from 0 to 1e+06, got 1e+308",
+    ),
+    (
+        set_key(SHIPPED, "datasets.fixed.n", 10_000_000_000),
+        "datasets.fixed.n must be an integer from 1 to 500000000, got 10000000000",
     ),
     (
         set_key(SHIPPED, "datasets.fixed.variable_len", "yes"),
@@ -78,8 +90,14 @@ BAD_PARAMS = [
         set_key(SHIPPED, "datasets.fixed.seed", True),
         "datasets.fixed.seed must be an integer from 0 to 4294967295, got True",
     ),
-    (set_key(SHIPPED, "split.val", 1.0), "split.val must be a number in [0, 1), got 1.0"),
-    (set_key(SHIPPED, "split.test", -0.2), "split.test must be a number in [0, 1), got -0.2"),
+    (set_key(SHIPPED, "split.val", 1.0), "split.val must be a number in (0, 1), got 1.0"),
+    (set_key(SHIPPED, "split.test", -0.2), "split.test must be a number in (0, 1), got -0.2"),
+    (set_key(SHIPPED, "split.val", 0.0), "split.val must be a number in (0, 1), got 0.0"),
+    (
+        set_key(SHIPPED, "datasets.fixed.n", 9),
+        "split.val leaves datasets.fixed (n = 9) too few squares: val x n must be at least 2, "
+        "got 0.2 x 9",
+    ),
     (
         set_key(SHIPPED, "split.val", 0.8),
         "split.val + split.test must be < 1 (the rest is training), got 0.8 + 0.2",
@@ -106,7 +124,11 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, f"models.{MODEL}.lr", 0),
-        f"models.{MODEL}.lr must be a finite number > 0, got 0",
+        f"models.{MODEL}.lr must be a number > 0 and at most 10, got 0",
+    ),
+    (
+        set_key(SHIPPED, f"models.{MODEL}.lr", 1e30),
+        f"models.{MODEL}.lr must be a number > 0 and at most 10, got 1e+30",
     ),
     (
         set_key(SHIPPED, f"models.{MODEL}.learning_rate", 0.1),
@@ -118,9 +140,14 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, "epochs", 10),
-        "epochs is not a known key (allowed: datasets, split, models, device)",
+        "epochs is not a known key (allowed: datasets, split, models, device, cpu_capability)",
     ),
     (set_key(SHIPPED, "device", "tpu"), "device must be one of auto, cpu, cuda, got 'tpu'"),
+    (
+        set_key(SHIPPED, "cpu_capability", "sse"),
+        "cpu_capability must be one of default, avx2, avx512, got 'sse'",
+    ),
+    (drop_key(SHIPPED, "cpu_capability"), "cpu_capability is missing"),
     (set_key(SHIPPED, "models", {}), "models must be a non-empty mapping of names to settings"),
     (
         set_key(SHIPPED, "datasets", ["fixed"]),
@@ -132,7 +159,16 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, "models.my model", SHIPPED["models"][MODEL]),
-        "models.my model must be a name of letters, digits, '_' or '-'",
+        f"models.my model must be {NAME_RULE}",
+    ),
+    (set_key(SHIPPED, "models.-gru", SHIPPED["models"][MODEL]), f"models.-gru must be {NAME_RULE}"),
+    (
+        set_key(SHIPPED, "models." + "m" * 65, SHIPPED["models"][MODEL]),
+        f"models.{'m' * 65} must be {NAME_RULE}",
+    ),
+    (
+        set_key(SHIPPED, "datasets.fixed.seed", {"a": [1, 2, 3] * 1000}),
+        "datasets.fixed.seed must be an integer from 0 to 4294967295, got a mapping",
     ),
 ]
 
@@ -183,11 +219,99 @@ def test_missing_file_is_named(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-def test_empty_file_is_not_a_mapping(tmp_path):
+def test_an_empty_file_misses_the_first_section_and_a_list_is_not_a_mapping(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("")
-    with pytest.raises(ParamsError, match="must be a mapping of datasets, split, models, device"):
+    with pytest.raises(ParamsError, match=f"^{path}: datasets is missing$"):
         load_params(path)
+    path.write_text("- datasets\n")
+    with pytest.raises(ParamsError, match=f"^{path}: must be a mapping of datasets, split, "):
+        load_params(path)
+
+
+SHIPPED_TEXT = (REPO / "params.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        # YAML 1.2, as DVC reads it: a leading zero is decimal, not octal (PyYAML: 8)
+        ("n: 1024\n    noise: 0.1\n    seed: 13", "n: 010\n    noise: 0.1\n    seed: 13", None),
+        # 17:04 is a string in YAML 1.2 (PyYAML: the sexagesimal 1024)
+        (
+            "n: 1024\n    noise: 0.1\n    seed: 13",
+            "n: 17:04\n    noise: 0.1\n    seed: 13",
+            "datasets.fixed.n must be an integer from 1 to 500000000, got '17:04'",
+        ),
+        # `no` is a string in YAML 1.2 (PyYAML: False)
+        (
+            "variable_len: false\n    shuffle_points: false\n  variable",
+            "variable_len: no\n    shuffle_points: false\n  variable",
+            "datasets.fixed.variable_len must be true or false, got 'no'",
+        ),
+    ],
+)
+def test_values_are_read_as_yaml_1_2_like_dvc(tmp_path, replace, by, message):
+    assert replace in SHIPPED_TEXT
+    path = tmp_path / "params.yaml"
+    path.write_text(SHIPPED_TEXT.replace(replace, by, 1))
+    if message is None:
+        assert load_params(path).datasets["fixed"].n == 10
+    else:
+        with pytest.raises(ParamsError, match=f"^{path}: {message}$"):
+            load_params(path)
+
+
+def test_1e_minus_3_is_a_number_as_in_dvc(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(SHIPPED_TEXT.replace("lr: 0.01", "lr: 1e-3", 1))
+    assert load_params(path).models[MODEL].lr == 0.001
+
+
+def test_our_reading_equals_dvcs_own(tmp_path):
+    from dvc.utils.serialize import parse_yaml
+
+    from pipeline.params import read_yaml
+
+    text = "a: 010\nb: 17:04\nc: no\nd: 1e-3\ne: 0o17\nf: .inf\ng: ~\n"
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert read_yaml(path) == parse_yaml(text, str(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"split:\n  seed: 1\n  seed: 2\n",
+            r"not valid YAML at line 3, column 3: found duplicate key",
+        ),
+        (b"device: cpu\xff\n", r"not UTF-8 text \(byte 0xff at offset 11\)"),
+        (
+            b"a: " + b"[" * 20_000 + b"]" * 20_000 + b"\n",
+            r"(nested too deeply to read|nested more than 8 levels deep)",
+        ),
+        (b"a: [[[[[[[[[[1]]]]]]]]]]\n", r"nested more than 8 levels deep"),
+        (b"# " + b"x" * (1 << 20) + b"\n", r"larger than 1024 KiB"),
+    ],
+)
+def test_hostile_files_get_one_line(tmp_path, content, message):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ParamsError) as raised:
+        load_params(path)
+    assert "\n" not in str(raised.value)
+    assert re.match(f"^{re.escape(str(path))}: {message}", str(raised.value))
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path):
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "params.yaml"
+    path.write_text(SHIPPED_TEXT.replace("seed: 42", "seed: *a8", 1) + "\n".join(levels) + "\n")
+    with pytest.raises(ParamsError) as raised:
+        load_params(path)
+    assert len(str(raised.value)) < 200
 
 
 def test_unknown_dataset_or_model_name_is_reported(tmp_path):

@@ -24,7 +24,8 @@ def test_round_trip_is_exact(tmp_path, variable_len):
     assert_same_squares(read_squares(tmp_path / "squares.parquet"), squares)
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+#: Any float64 that training's float32 can hold (read_squares refuses anything beyond).
+finite = st.floats(min_value=-3.4e38, max_value=3.4e38, allow_nan=False, width=64)
 sequence = st.tuples(st.integers(0, 1), st.lists(st.tuples(finite, finite), min_size=1, max_size=6))
 
 
@@ -40,6 +41,22 @@ def test_round_trip_keeps_any_finite_values(tmp_path_factory, sequences):
     path = tmp_path_factory.mktemp("round_trip") / "squares.parquet"
     write_squares(squares, path)
     assert_same_squares(read_squares(path), squares)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e39])
+def test_a_point_that_is_not_finite_in_float32_is_refused_naming_its_row(tmp_path, bad):
+    squares = generate_squares(6, 0.1, seed=1, variable_len=True)
+    squares.points[4, 0, 1] = bad
+    write_squares(squares, tmp_path / "s.parquet")
+    with pytest.raises(DatasetError, match=r"s\.parquet: row 4 has a point that is NaN, infinite"):
+        read_squares(tmp_path / "s.parquet")
+
+
+def test_an_empty_file_is_refused(tmp_path):
+    squares = generate_squares(6, 0.1, seed=1, variable_len=True)
+    write_squares(squares.take(np.array([], dtype=np.int64)), tmp_path / "s.parquet")
+    with pytest.raises(DatasetError, match=r"s\.parquet: has no rows$"):
+        read_squares(tmp_path / "s.parquet")
 
 
 def test_file_has_one_row_per_sequence_in_the_documented_schema(tmp_path):

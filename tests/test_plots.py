@@ -1,3 +1,7 @@
+"""The pictures of a variant: what they compute (against torch's own layers), which files
+they are, that they say what they show, that their text stays readable, and that they come
+out byte for byte the same."""
+
 import os
 import subprocess
 import sys
@@ -7,15 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.text import Text
 from PIL import Image
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.cells import CellWeights, gru_step
+from pipeline.cells import CellWeights, gru_step, unroll
+from pipeline.figures import (
+    MIN_TEXT_PX,
+    check_text_size,
+    description_of,
+    new_figure,
+    picture_names,
+    render,
+)
 from pipeline.history import History
-from pipeline.journey import OPERATIONS, fit_plane, grid_lines, hidden_space
+from pipeline.journey import JOURNEY_SQUARES, OPERATIONS, fit_plane, grid_lines, hidden_space
 from pipeline.models import build_model
-from pipeline.plots import edge_features, plot_variant
+from pipeline.plots import FRAME_MS, LAST_FRAME_MS, edge_features, panel_windows, plot_variant
+from pipeline.spec import ModelSpec
 from pipeline.squares import NOISE_FREE, Squares, generate_squares, step_mask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +63,9 @@ RECURRENT_FILES = [
 ]
 BIDIRECTIONAL_FILES = [
     "hidden_states.png",
-    "journey.gif",
+    "journey_backward.gif",
     "journey_backward.png",
+    "journey_forward.gif",
     "journey_forward.png",
     "loss_curves.png",
     "noise_free_states.png",
@@ -65,32 +80,62 @@ EXPECTED_FILES = {
 DRAWN_FAST = ("rnn", "lstm_packed", "conv1d")
 
 
+def spec_of(name: str) -> ModelSpec:
+    return ModelSpec(*VARIANTS[name][:5])
+
+
 def variant(name: str) -> tuple[nn.Module, Squares]:
     """An untrained model of the variant and small test squares of its kind."""
-    arch, hidden_dim, num_layers, bidirectional, packed, variable_len = VARIANTS[name]
-    model = build_model(arch, hidden_dim, num_layers, bidirectional, packed, seed=0).eval()
-    return model, generate_squares(24, 0.1, seed=3, variable_len=variable_len)
+    model = build_model(spec_of(name), seed=0).eval()
+    return model, generate_squares(24, 0.1, seed=3, variable_len=VARIANTS[name][5])
 
 
 def draw(name: str, directory: Path) -> list[Path]:
     model, squares = variant(name)
-    return plot_variant(model, squares, HISTORY, directory)
+    return plot_variant(name, spec_of(name), model, squares, HISTORY, directory)
+
+
+def drawn_height_px(text: Text) -> float:
+    """How high `text`'s smallest characters are drawn, in pixels at its figure's DPI: its font
+    size in points * DPI / 72, times 0.7 (mathtext's shrink) if it holds a sub- or superscript
+    between $ signs."""
+    maths = text.get_text().split("$")[1::2]
+    shrink = 0.7 if any("_" in part or "^" in part for part in maths) else 1.0
+    return text.get_fontsize() * text.figure.dpi / 72 * shrink
 
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     """Each variant's files, drawn once per test session, with every warning an error (a
-    missing glyph, say)."""
-    paths = {}
+    missing glyph, say), and every text matplotlib draws on the way: (its string, its height
+    in pixels (drawn_height_px), the size in pixels of the canvas it was drawn on)."""
+    paths, texts = {}, {}
 
-    def files_of(name: str) -> list[Path]:
+    def files_of(name: str) -> tuple[list[Path], list[tuple[str, float, tuple[int, int]]]]:
         if name not in paths:
-            with warnings.catch_warnings():
+            recorded = []
+            draw_text = Text.draw
+
+            def recording_draw(text: Text, renderer) -> None:
+                if text.get_visible() and text.get_text().strip():
+                    canvas = text.figure.canvas.get_width_height()
+                    recorded.append((text.get_text(), drawn_height_px(text), canvas))
+                draw_text(text, renderer)
+
+            with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
                 warnings.simplefilter("error")
+                patch.setattr(Text, "draw", recording_draw)
                 paths[name] = draw(name, tmp_path_factory.mktemp(name))
-        return paths[name]
+            texts[name] = recorded
+        return paths[name], texts[name]
 
     return files_of
+
+
+def fast_or_slow(names) -> list:
+    return [
+        pytest.param(name, marks=() if name in DRAWN_FAST else pytest.mark.slow) for name in names
+    ]
 
 
 @torch.no_grad()
@@ -113,33 +158,110 @@ def noise_free_squares() -> Squares:
     return Squares(np.arange(8), points, np.full(8, 4), np.tile([0, 1], 4))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(name, marks=() if name in DRAWN_FAST else pytest.mark.slow) for name in VARIANTS],
-)
-def test_each_variant_writes_its_figures(drawn, name: str) -> None:
-    paths = drawn(name)
+@pytest.mark.parametrize("name", fast_or_slow(VARIANTS))
+def test_each_variant_writes_the_pictures_of_its_kind_with_no_text_under_10_px(
+    drawn, name: str
+) -> None:
+    """How this knows the text size: while the variant was drawn, every Text that matplotlib
+    drew (titles, labels, tick labels, legends, annotations, also those blitted onto the GIF
+    frames and the journey's panels) was recorded with its font size at its figure's DPI,
+    sub- and superscripts at 70%; and each file's pixel size is the size of a canvas those
+    texts were drawn on, so the file holds them at exactly that size (1:1, not scaled)."""
+    paths, texts = drawn(name)
 
     assert [path.name for path in paths] == EXPECTED_FILES[name]
+    assert sorted(picture_names(spec_of(name))) == EXPECTED_FILES[name]  # what the report shows
+    smallest = min(texts, key=lambda text: text[1])
+    assert smallest[1] >= MIN_TEXT_PX >= 10, smallest
+    canvases = {canvas for _, _, canvas in texts}
     for path in paths:
         with Image.open(path) as image:
             assert image.format == path.suffix[1:].upper()
+            assert image.size in canvases, path.name
             assert min(image.size) >= 200
 
 
+@pytest.mark.parametrize(
+    ("text", "points", "allowed"),
+    [
+        ("plain", 7.2, True),
+        ("plain", 7.0, False),
+        ("$h_0$", 10.3, True),  # its subscript is drawn at 70%: 10.0 px
+        ("$h_0$", 10.0, False),
+        ("$h'$", 7.2, True),  # no script
+    ],
+)
+def test_a_figure_with_text_under_10_px_is_refused(text: str, points: float, allowed: bool) -> None:
+    figure = new_figure(2, 1)
+    figure.text(0.5, 0.5, text, fontsize=points)
+    figure.canvas.draw()
+
+    if allowed:
+        check_text_size(figure)
+        assert render(figure).size == (200, 100)
+    else:
+        with pytest.raises(ValueError, match="px high at 1:1; every text must be at least 10 px"):
+            render(figure)
+
+
 @pytest.mark.parametrize("name", ["rnn", "lstm_packed"])
-def test_gif_has_one_frame_per_operation(drawn, name: str) -> None:
-    gif = next(path for path in drawn(name) if path.suffix == ".gif")
+def test_gif_has_one_frame_per_operation_and_holds_the_last(drawn, name: str) -> None:
+    gifs = [path for path in drawn(name)[0] if path.suffix == ".gif"]
     kind = VARIANTS[name][0]
 
-    with Image.open(gif) as image:
-        n_frames = image.n_frames
+    assert len(gifs) == (2 if VARIANTS[name][3] else 1)  # bidirectional: each direction
+    for gif in gifs:
+        with Image.open(gif) as image:
+            durations = []
+            for frame in range(image.n_frames):
+                image.seek(frame)
+                durations.append(image.info["duration"])
+        assert len(durations) == 4 * len(OPERATIONS[kind])
+        assert durations[0] == FRAME_MS
+        assert durations[-1] == LAST_FRAME_MS == max(durations)
 
-    assert n_frames == 4 * len(OPERATIONS[kind])
+
+@pytest.mark.parametrize("name", DRAWN_FAST)
+def test_every_picture_names_its_variant_and_describes_itself(drawn, name: str) -> None:
+    for path in drawn(name)[0]:
+        description = description_of(path)
+
+        assert description.startswith(f"{name} ("), path.name
+        assert "$" not in description, path.name  # words for a reader, not mathtext
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm_packed"])
+def test_journeys_show_both_squares_and_the_decision_boundary(drawn, name: str) -> None:
+    journeys = [path for path in drawn(name)[0] if path.stem.startswith("journey")]
+
+    assert len(journeys) == (4 if VARIANTS[name][3] else 2)
+    for path in journeys:
+        description = description_of(path)
+        assert "clockwise square A, B, C, D" in description, path.name
+        assert "counter-clockwise square A, D, C, B" in description, path.name
+        assert "decision boundary" in description, path.name
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "rnn_bidirectional"])
+def test_journey_panels_have_one_size_per_operation_and_hold_what_they_show(name: str) -> None:
+    model, squares = variant(name)
+
+    for journeys in hidden_space(model, squares).journeys:
+        windows = panel_windows(journeys)  # (S, L, O, 2, 2)
+
+        sizes = windows[..., 1] - windows[..., 0]
+        assert np.allclose(sizes, sizes[:1, :1, :, :1])  # per operation, square panels
+        for journey, square_windows in zip(journeys, windows, strict=True):
+            low, high = square_windows[..., 0], square_windows[..., 1]  # (L, O, 2)
+            assert (journey.grids.min(axis=(2, 3)) >= low - 1e-12).all()
+            assert (journey.grids.max(axis=(2, 3)) <= high + 1e-12).all()
+            assert (journey.states >= low).all() and (journey.states <= high).all()
+        # The hidden state read in (the grid itself): the chapter's +-1.05, on the origin.
+        assert (windows[:, :, 0] == [-1.05, 1.05]).all()
 
 
 def test_figures_are_byte_identical_when_drawn_again(drawn, tmp_path) -> None:
-    first = drawn("rnn")
+    first = drawn("rnn")[0]
 
     again = draw("rnn", tmp_path)
 
@@ -148,7 +270,7 @@ def test_figures_are_byte_identical_when_drawn_again(drawn, tmp_path) -> None:
 
 
 def test_a_new_process_with_another_rc_file_draws_the_same_bytes(drawn, tmp_path) -> None:
-    first = drawn("rnn")
+    first = drawn("rnn")[0]
     rc_file = tmp_path / "matplotlibrc"
     rc_file.write_text("font.size: 20\nlines.linewidth: 5\nsavefig.dpi: 300\nfont.family: serif\n")
     script = (
@@ -169,9 +291,10 @@ def test_a_new_process_with_another_rc_file_draws_the_same_bytes(drawn, tmp_path
 
 
 def test_pngs_carry_no_version_string(drawn) -> None:
-    png = drawn("conv1d")[0]
+    png = drawn("conv1d")[0][0]
 
     assert b"matplotlib" not in png.read_bytes().lower()
+    assert b"Software" not in png.read_bytes()
 
 
 @pytest.mark.parametrize("name", RECURRENT)
@@ -197,25 +320,73 @@ def test_noise_free_states_are_the_layers_output_at_the_last_corner(name: str) -
 
 
 @pytest.mark.parametrize("name", RECURRENT)
-def test_journey_ends_at_the_layers_own_output(name: str) -> None:
+def test_journeys_end_at_the_layers_own_outputs(name: str) -> None:
     model, squares = variant(name)
     hidden_dim = VARIANTS[name][1]
 
     journeys = hidden_space(model, squares).journeys
 
-    # Noise-free square 1 is A, B, C, D clockwise; its outputs (4, D) step by step.
-    outputs = torch_outputs(model, noise_free_squares())[1].numpy()
-    forward = journeys[0]
-    np.testing.assert_allclose(forward.hidden[1:], outputs[:, :hidden_dim], **TOLERANCE)
-    if model.recurrent.bidirectional:
-        backward = journeys[1]
-        assert backward.corners == ("D", "C", "B", "A")
-        # The backward direction has read D after its first step: that is output position 3.
-        np.testing.assert_allclose(backward.hidden[1:], outputs[::-1, hidden_dim:], **TOLERANCE)
-    for journey in journeys:
-        plane = journey.plane
-        np.testing.assert_allclose(journey.states[:, 0], plane.project(journey.hidden[:-1]))
-        np.testing.assert_allclose(journey.states[:, -1], plane.project(journey.hidden[1:]))
+    assert len(journeys) == (2 if model.recurrent.bidirectional else 1)
+    for square, (label, order) in enumerate(JOURNEY_SQUARES):
+        points = NOISE_FREE.reshape(8, 4, 2)[[1, 2][square]].astype(float)  # ABCD cw, ADCB ccw
+        assert (points == np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]])[list(order)]).all()
+        outputs = torch_outputs(
+            model, Squares(np.arange(1), points[None], np.full(1, 4), np.ones(1))
+        )
+        outputs = outputs[0].numpy()  # (4, D): the layer's output at each point
+        forward = journeys[0][square]
+        assert forward.label == label
+        np.testing.assert_allclose(forward.hidden[1:], outputs[:, :hidden_dim], **TOLERANCE)
+        if model.recurrent.bidirectional:
+            backward = journeys[1][square]
+            assert backward.corners == forward.corners[::-1]
+            # The backward direction reads the last corner first: its step 1 is output 4.
+            np.testing.assert_allclose(backward.hidden[1:], outputs[::-1, hidden_dim:], **TOLERANCE)
+    for direction in journeys:
+        for journey in direction:
+            plane = journey.plane
+            np.testing.assert_allclose(journey.states[:, 0], plane.project(journey.hidden[:-1]))
+            np.testing.assert_allclose(journey.states[:, -1], plane.project(journey.hidden[1:]))
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "rnn_stacked", "rnn_bidirectional", "lstm_packed"])
+@torch.no_grad()
+def test_journeys_read_the_classifiers_logit_where_it_reads_the_state(name: str) -> None:
+    model, squares = variant(name)
+    corners = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]], dtype=np.float32)
+    sequences = torch.as_tensor(corners[[list(order) for _, order in JOURNEY_SQUARES]])
+
+    journeys = hidden_space(model, squares).journeys
+
+    logits = model(sequences, torch.full((len(sequences),), 4))[:, 0].numpy()
+    for direction, step in zip(journeys, (3, 0), strict=False):  # backward: read after step 1
+        for journey, logit in zip(direction, logits, strict=True):
+            assert journey.reading.step == step
+            drawn = journey.reading.logit(journey.states[step, -1])
+            np.testing.assert_allclose(drawn, logit, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("gru", {"r": "reset_gate", "z": "update_gate"}),
+        ("lstm", {"i": "input_gate", "f": "forget_gate", "o": "output_gate"}),
+    ],
+)
+@torch.no_grad()
+def test_journey_gates_are_the_cells_gates_at_the_actual_state(
+    name: str, fields: dict[str, str]
+) -> None:
+    model, squares = variant(name)
+    weights = CellWeights.from_layer(model.recurrent, 0)
+
+    journey = hidden_space(model, squares).journeys[0][0]
+
+    clockwise = torch.as_tensor(NOISE_FREE[0, 1][None], dtype=torch.float32)  # A, B, C, D
+    steps = unroll(weights, clockwise)
+    assert set(journey.gates) == set(fields)
+    for gate, field in fields.items():
+        np.testing.assert_allclose(journey.gates[gate], getattr(steps, field)[0], **TOLERANCE)
 
 
 @torch.no_grad()
@@ -223,19 +394,19 @@ def test_journey_moves_the_grid_through_each_operation_of_the_cell() -> None:
     model, squares = variant("gru")
     weights = CellWeights.from_layer(model.recurrent, 0)
 
-    journey = hidden_space(model, squares).journeys[0]
+    journey = hidden_space(model, squares).journeys[0][0]
 
     # Step 2 reads B = (-1, 1), starting from the grid itself (the plane is the hidden space).
     grid = grid_lines(journey.plane.extent)
     step = gru_step(
         weights, torch.tensor([[-1.0, 1.0]]), torch.as_tensor(grid.reshape(-1, 2)).float()
     )
-    operations = journey.operations
+    formulas = [operation.formula for operation in journey.operations]
     for index, expected in (
-        (operations.index(r"$h$"), grid.reshape(-1, 2)),
-        (operations.index(r"$r \odot t_{hn}$"), step.reset_hidden_candidate_transform),
-        (operations.index(r"$n = \tanh(r \odot t_{hn} + t_{xn})$"), step.candidate),
-        (operations.index(r"$h' = (1 - z) \odot n + z \odot h$"), step.hidden),
+        (formulas.index(r"$h$"), grid.reshape(-1, 2)),
+        (formulas.index(r"$r \odot t_{hn}$"), step.reset_hidden_candidate_transform),
+        (formulas.index(r"$n = \tanh(r \odot t_{hn} + t_{xn})$"), step.candidate),
+        (formulas.index(r"$h' = (1 - z) \odot n + z \odot h$"), step.hidden),
     ):
         np.testing.assert_allclose(
             journey.grids[1, index].reshape(-1, 2), np.asarray(expected), **TOLERANCE
@@ -295,6 +466,8 @@ def test_edge_features_are_what_the_conv_classifier_reads() -> None:
     )
 
 
-def test_plot_variant_refuses_other_models(tmp_path) -> None:
-    with pytest.raises(TypeError, match="RecurrentClassifier or ConvClassifier, got Linear"):
-        plot_variant(nn.Linear(2, 1), generate_squares(4, 0.1, 0, False), HISTORY, tmp_path)
+def test_plot_variant_refuses_a_model_its_spec_does_not_describe(tmp_path) -> None:
+    squares = generate_squares(4, 0.1, 0, False)
+
+    with pytest.raises(TypeError, match="arch gru needs a RecurrentClassifier, got Linear"):
+        plot_variant("gru", spec_of("gru"), nn.Linear(2, 1), squares, HISTORY, tmp_path)

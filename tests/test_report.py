@@ -1,25 +1,124 @@
-"""The comparison report: ranking, the order ablation, and pages that stand on their own."""
+"""The comparison report: ranking, the order ablation, and one page that shows every variant
+fully, says which data each result came from, claims only what its pictures show, and
+stands on its own."""
 
 import re
+from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
+import pytest
 from PIL import Image
 
-from pipeline.params import DatasetParams, ModelParams
+from pipeline.errors import InputError
+from pipeline.figures import description_of, picture_names, save_gif, save_png
+from pipeline.params import DatasetParams, ModelParams, SplitParams
 from pipeline.report import (
-    PICTURES,
+    INTRO,
+    Scores,
     Variant,
     ablation_pairs,
     accuracy_bars,
     ranked,
-    render_html,
-    render_markdown,
+    render_report,
 )
+from pipeline.spec import ModelSpec
+from tests.browser import CHROMIUM, OfflineBrowser
+from tests.test_plots import draw
 
-GRU = ModelParams("gru", "fixed", 2, 1, False, False, 100, 16, 0.01, 21, 42)
+GRU = ModelParams(ModelSpec("gru", 2, 1, False, False), "fixed", 100, 16, 0.01, 21, 42)
+LSTM_PACKED = ModelParams(ModelSpec("lstm", 2, 1, True, True), "variable", 100, 16, 0.01, 21, 42)
+CONV = ModelParams(ModelSpec("conv1d", 1, 1, False, False), "fixed", 100, 16, 0.01, 21, 42)
 FIXED = DatasetParams(1024, 0.1, 13, False, False)
 SHUFFLED = DatasetParams(1024, 0.1, 13, False, True)
+VARIABLE = DatasetParams(1024, 0.1, 17, True, False)
+SPLIT = SplitParams(42, 0.2, 0.2)
+SCORES = Scores(accuracy=1.0, loss=0.01, parameters=39, correct=(105, 99), total=(105, 99))
+#: What the page must show for each kind of variant, in this order.
+SHOWN = {
+    "recurrent": [
+        "loss_curves.png",
+        "hidden_states.png",
+        "noise_free_states.png",
+        "journey.png",
+        "journey.gif",
+        "transformed_inputs.png",
+    ],
+    "bidirectional": [
+        "loss_curves.png",
+        "hidden_states.png",
+        "noise_free_states.png",
+        "journey_forward.png",
+        "journey_backward.png",
+        "journey_forward.gif",
+        "journey_backward.gif",
+        "transformed_inputs.png",
+    ],
+    "conv1d": ["loss_curves.png", "conv_filters.png", "conv_edges.png"],
+}
+#: What the introduction says the journeys of every recurrent variant show.
+JOURNEY_CLAIMS = (
+    "clockwise square A, B, C, D",
+    "counter-clockwise square A, D, C, B",
+    "decision boundary",
+)
+
+
+class Page(HTMLParser):
+    """The parts of a report page the tests read: each <img> with its attributes and the id of
+    the <section> it is in; every src/href; every tag name."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+        self.section = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        self.tags.add(tag)
+        self.links += [values[name] for name in ("src", "href") if name in values]
+        if tag == "section":
+            self.section = values.get("id", "")
+        if tag == "img":
+            self.images.append({**values, "section": self.section})
+
+    def pictures_of(self, section: str) -> list[dict[str, str]]:
+        return [image for image in self.images if image["section"] == section]
+
+
+def stand_in_pictures(spec: ModelSpec, plots_dir: Path) -> None:
+    """Small pictures under the names plot@ writes for `spec`, each of its own size and with a
+    description naming it, written the way plot@ writes them."""
+    plots_dir.mkdir(parents=True)
+    for index, name in enumerate(picture_names(spec)):
+        image = Image.new("RGB", (20 + index, 10), "white")
+        path = plots_dir / name
+        if path.suffix == ".gif":
+            save_gif(iter([(image.quantize(), 100)]), path, f"{plots_dir.name}: {name}")
+        else:
+            save_png(image, path, f"{plots_dir.name}: {name}")
+
+
+def variant(
+    name: str,
+    directory: Path,
+    model: ModelParams = GRU,
+    scores: Scores = SCORES,
+    dataset: DatasetParams = FIXED,
+) -> Variant:
+    """A variant whose pictures are stand-ins."""
+    stand_in_pictures(model.spec, directory / name)
+    return Variant(name, model, dataset, SPLIT, scores, directory / name)
+
+
+def chart(directory: Path, variants: list[Variant]) -> Path:
+    path = directory / "report" / "accuracy.png"
+    accuracy_bars([v.name for v in variants], [v.scores.accuracy for v in variants], path)
+    return path
 
 
 def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order():
@@ -30,52 +129,171 @@ def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order
     }
     models = {
         "gru": GRU,
-        "gru_other_seed": ModelParams(**{**vars(GRU), "seed": 7}),
-        "gru_on_other": ModelParams(**{**vars(GRU), "dataset": "other"}),
-        "gru_shuffled": ModelParams(**{**vars(GRU), "dataset": "fixed_shuffled"}),
+        "gru_other_seed": replace(GRU, seed=7),
+        "gru_on_other": replace(GRU, dataset="other"),
+        "gru_shuffled": replace(GRU, dataset="fixed_shuffled"),
     }
     assert ablation_pairs(models, datasets) == [("gru", "gru_shuffled")]
 
 
-def variant(name: str, accuracy: float, loss: float, directory: Path) -> Variant:
-    """A variant whose pictures are small stand-ins, one colour each."""
-    plots_dir = directory / name
-    plots_dir.mkdir(parents=True)
-    for picture, colour in zip(PICTURES["recurrent"], ("blue", "red", "green"), strict=True):
-        Image.new("RGB", (4, 4), colour).save(plots_dir / picture)
-    return Variant(name, GRU, 21, accuracy, loss, 0.52, plots_dir)
-
-
 def test_variants_are_ranked_by_accuracy_then_loss_then_name(tmp_path):
     variants = [
-        variant(*spec, tmp_path)
-        for spec in [("a", 0.9, 0.3), ("b", 1.0, 0.2), ("c", 1.0, 0.1), ("d", 0.9, 0.3)]
+        variant(name, tmp_path, scores=replace(SCORES, accuracy=accuracy, loss=loss))
+        for name, accuracy, loss in [
+            ("a", 0.9, 0.3),
+            ("b", 1.0, 0.2),
+            ("c", 1.0, 0.1),
+            ("d", 0.9, 0.3),
+        ]
     ]
     assert [v.name for v in ranked(variants)] == ["c", "b", "a", "d"]
 
 
-def test_html_embeds_every_picture_and_fetches_nothing(tmp_path):
-    variants = [variant("gru", 1.0, 0.01, tmp_path), variant("gru_shuffled", 0.5, 0.69, tmp_path)]
-    chart = tmp_path / "accuracy.png"
-    accuracy_bars(["gru", "gru_shuffled"], [1.0, 0.5], chart)
-    page = render_html(variants, [("gru", "gru_shuffled")], chart)
-    assert page.count("data:image/gif;base64,") == 2  # each journey
-    assert page.count("data:image/png;base64,") == 5  # the chart, each loss curve, both separations
-    assert not re.search(r"(src|href)=\"(?!data:)", page)  # nothing loaded from elsewhere
-    assert "<script" not in page
-    assert page.index('id="gru"') < page.index('id="gru_shuffled"')
-    assert "Always answering the larger class would score 52.00%" in page
+def test_scores_come_from_the_evaluate_stages_flat_metrics():
+    metrics = {
+        "test_accuracy": 0.985,
+        "test_loss": 0.05,
+        "parameters": 39,
+        "test_counter_clockwise_correct": 100,
+        "test_counter_clockwise_total": 102,
+        "test_clockwise_correct": 101,
+        "test_clockwise_total": 102,
+    }
+
+    scores = Scores.from_metrics(metrics, "data/metrics/gru.json")
+
+    assert scores == Scores(0.985, 0.05, 39, correct=(100, 101), total=(102, 102))
+    assert scores.majority_share == 0.5
+    del metrics["test_clockwise_total"]
+    with pytest.raises(InputError, match=r"^data/metrics/gru.json: missing test_clockwise_total"):
+        Scores.from_metrics(metrics, "data/metrics/gru.json")
 
 
-def test_markdown_links_pictures_relative_to_the_report(tmp_path):
-    plots, report = tmp_path / "plots", tmp_path / "report"
-    plots.mkdir()
-    variants = [variant("gru", 1.0, 0.01, plots)]
-    text = render_markdown(variants, [], report / "accuracy.png", report)
-    assert "](accuracy.png)" in text
-    assert "](../plots/gru/journey.gif)" in text
-    assert "](../plots/gru/loss_curves.png)" in text
-    assert "| gru | GRU, hidden size 2 | fixed | 21 | 100 | 100.00% | 0.0100 |" in text
+def test_a_picture_without_its_description_is_refused_in_one_line(tmp_path):
+    Image.new("RGB", (4, 4), "white").save(tmp_path / "drawn_elsewhere.png")
+
+    with pytest.raises(InputError, match=r"drawn_elsewhere.png: holds no description"):
+        description_of(tmp_path / "drawn_elsewhere.png")
+
+
+def test_every_variant_shows_each_picture_of_its_kind_at_1_to_1_described(tmp_path):
+    variants = [
+        variant("gru", tmp_path),
+        variant("lstm_packed", tmp_path, LSTM_PACKED, dataset=VARIABLE),
+        variant("conv1d", tmp_path, CONV),
+    ]
+
+    page = Page(render_report(variants, [], chart(tmp_path, variants)))
+
+    for name, kind in (
+        ("gru", "recurrent"),
+        ("lstm_packed", "bidirectional"),
+        ("conv1d", "conv1d"),
+    ):
+        images = page.pictures_of(name)
+        assert [image["alt"] for image in images] == [f"{name}: {p}" for p in SHOWN[kind]]
+        for image, picture in zip(images, SHOWN[kind], strict=True):
+            with Image.open(tmp_path / name / picture) as file:
+                assert (int(image["width"]), int(image["height"])) == file.size, picture
+
+
+def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
+    variants = [variant("gru", tmp_path), variant("gru_shuffled", tmp_path)]
+    shuffled = replace(variants[1], dataset=SHUFFLED, model=replace(GRU, dataset="fixed_shuffled"))
+
+    text = render_report(
+        [variants[0], shuffled], [("gru", "gru_shuffled")], chart(tmp_path, variants)
+    )
+    page = Page(text)
+
+    assert page.links and all(link.startswith("data:image/") for link in page.links)
+    assert not page.tags & {"script", "iframe", "object", "embed", "link"}
+    assert "url(" not in text
+    # No style shrinks a picture below its own size.
+    assert re.search(r"img \{[^}]*max-width: none", text)
+    assert "Always answering the larger class would score 51.47%" in text
+    assert text.index('id="gru"') < text.index('id="gru_shuffled"')
+
+
+def test_each_result_says_which_data_it_came_from(tmp_path):
+    noisy = DatasetParams(512, 0.3, 13, False, False)
+    pages = {}
+    for dataset in (FIXED, noisy):
+        directory = tmp_path / str(dataset.noise)
+        variants = [variant("gru", directory, dataset=dataset)]
+        pages[dataset.noise] = render_report(variants, [], chart(directory, variants))
+
+    quiet, loud = pages[0.1], pages[0.3]
+    assert quiet != loud
+    for text, n, noise in ((quiet, 1024, 0.1), (loud, 512, 0.3)):
+        data = f"dataset fixed: {n} squares, noise {noise}, 4 points each (seed 13)"
+        assert text.count(data) == 2  # the list of datasets, and the variant's own section
+        assert "split 60 / 20 / 20 % train / validation / test (seed 42): 204 test squares" in text
+        assert re.search(rf'<td class="number">{n}</td><td class="number">{noise}</td>', text)
+
+
+def test_the_confusion_table_counts_each_class(tmp_path):
+    scores = replace(SCORES, accuracy=0.95, correct=(97, 97), total=(100, 104))
+    variants = [variant("gru", tmp_path, scores=scores)]
+
+    text = render_report(variants, [], chart(tmp_path, variants))
+
+    cells = '<td class="number">{}</td><td class="number">{}</td><td class="number">{}</td>'
+    assert "<td>counter-clockwise</td>" + cells.format(97, 3, "97 of 100 (97.00%)") in text
+    assert "<td>clockwise</td>" + cells.format(7, 97, "97 of 104 (93.27%)") in text
+
+
+@pytest.fixture(scope="module")
+def drawn_report(tmp_path_factory) -> tuple[Path, list[Variant]]:
+    """A report of real pictures: an RNN's and a Conv1d's, drawn by plot_variant."""
+    directory = tmp_path_factory.mktemp("report")
+    rnn = replace(GRU, spec=ModelSpec("rnn", 2, 1, False, False))
+    variants = []
+    for name, model in (("rnn", rnn), ("conv1d", CONV)):
+        draw(name, directory / "plots" / name)
+        variants.append(Variant(name, model, FIXED, SPLIT, SCORES, directory / "plots" / name))
+    page = directory / "report" / "index.html"
+    page.parent.mkdir()
+    page.write_text(render_report(variants, [], chart(directory, variants)))
+    return page, variants
+
+
+def test_the_introduction_claims_only_what_the_journeys_show(drawn_report):
+    page, variants = drawn_report
+    images = Page(page.read_text()).images
+
+    for claim in JOURNEY_CLAIMS:
+        assert claim in INTRO
+    for variant_shown in variants:
+        if not variant_shown.model.spec.recurrent:
+            continue
+        journeys = [path for path in variant_shown.pictures if path.stem.startswith("journey")]
+        assert [path.suffix for path in journeys] == [".png", ".gif"]  # panels and animation
+        for path in journeys:
+            description = description_of(path)  # written by the code that drew it
+            assert all(claim in description for claim in JOURNEY_CLAIMS), path
+            assert any(image["alt"] == description for image in images), path
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")
+def test_a_browser_shows_every_picture_at_1_to_1_in_a_1280_px_window(drawn_report, tmp_path):
+    page, _ = drawn_report
+
+    with OfflineBrowser() as browser:
+        browser.open(page)
+        shown = browser.evaluate(
+            "[...document.images].map(image => ({alt: image.alt, complete: image.complete,"
+            " natural: [image.naturalWidth, image.naturalHeight], shown: [image.width,"
+            " image.height], right: image.getBoundingClientRect().right}))"
+        )
+        window = browser.evaluate("document.documentElement.clientWidth")
+        screenshot = browser.screenshot(tmp_path / "report.png")
+
+    assert len(shown) == 1 + 6 + 3, screenshot  # the chart, the RNN's and the Conv1d's
+    for image in shown:
+        assert image["complete"] and image["natural"][0] > 0, (image["alt"], screenshot)
+        assert image["shown"] == image["natural"], (image["alt"], screenshot)  # 1:1
+        assert image["right"] <= window, (image["alt"], screenshot)  # whole, no scrolling
 
 
 def test_accuracy_bars_ignore_the_callers_matplotlib_settings(tmp_path):
@@ -84,5 +302,4 @@ def test_accuracy_bars_ignore_the_callers_matplotlib_settings(tmp_path):
     with matplotlib.rc_context({"font.size": 20, "lines.linewidth": 5, "savefig.dpi": 300}):
         accuracy_bars(names, accuracies, tmp_path / "styled.png")
     assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "styled.png").read_bytes()
-    with Image.open(tmp_path / "plain.png") as image:
-        assert image.format == "PNG"
+    assert description_of(tmp_path / "plain.png").startswith("Test accuracy per variant")

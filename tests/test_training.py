@@ -6,6 +6,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.models import build_model
+from pipeline.spec import ModelSpec
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import (
     EpochStats,
@@ -125,7 +126,7 @@ def test_predict_proba_is_the_sigmoid_of_the_logits() -> None:
 
 
 def train_bidirectional_lstm() -> tuple[nn.Module, list[EpochStats]]:
-    model = build_model("lstm", 2, 1, bidirectional=True, packed=True, seed=21)
+    model = build_model(ModelSpec("lstm", 2, 1, bidirectional=True, packed=True), seed=21)
     history = train(
         model,
         squares_data(64, seed=13, variable_len=True),
@@ -163,7 +164,7 @@ def test_pass_loss_is_a_mean_over_samples_not_over_batches() -> None:
     # With a zero learning rate the model never moves, so the training pass sees the same
     # logits as an evaluation; 10 samples in batches of 4 make batch means weigh samples unevenly.
     data = squares_data(10, seed=13, variable_len=False)
-    model = build_model("gru", 2, 1, bidirectional=False, packed=False, seed=21)
+    model = build_model(ModelSpec("gru", 2, 1, bidirectional=False, packed=False), seed=21)
 
     (stats,) = train(model, data, epochs=1, batch_size=4, learning_rate=0.0, shuffle_seed=0)
 
@@ -173,7 +174,7 @@ def test_pass_loss_is_a_mean_over_samples_not_over_batches() -> None:
 
 
 def test_without_validation_data_the_history_has_no_validation_figures() -> None:
-    model = build_model("rnn", 2, 1, bidirectional=False, packed=False, seed=21)
+    model = build_model(ModelSpec("rnn", 2, 1, bidirectional=False, packed=False), seed=21)
 
     history = train(
         model,
@@ -202,5 +203,5 @@ def test_resolve_device_auto_picks_cuda_only_when_available() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_resolve_device_refuses_cuda_without_cuda() -> None:
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="this machine has no CUDA"):
         resolve_device("cuda")

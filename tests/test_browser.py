@@ -1,0 +1,133 @@
+"""The report and the `dvc plots show` page, opened as a user would offline: in headless
+Chromium with no network at all (tests/browser.py). Each test saves a screenshot of the
+page in its tmp_path, to look at when it fails."""
+
+import http.server
+import re
+import threading
+import urllib.request
+
+import pytest
+
+from tests.browser import CHROMIUM, OfflineBrowser
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    ),
+]
+
+#: Every <img> of the page: its alt text and the width it decoded to (0: not loaded).
+PICTURES = "[...document.images].map(image => ({alt: image.alt, width: image.naturalWidth}))"
+#: Every Vega chart, by the id DVC gave its <div>: its drawn marks (SVG paths with a shape)
+#: and its lines, and every text it shows (title, axis titles and labels, legends).
+CHARTS = """Object.fromEntries([...document.querySelectorAll(".vega-embed")].map(chart => [
+    chart.id,
+    {
+        marks: [...chart.querySelectorAll("svg .role-mark path")]
+            .filter(path => (path.getAttribute("d") || "").length > 0).length,
+        lines: chart.querySelectorAll("svg .mark-line path").length,
+        text: [...chart.querySelectorAll("svg text")].map(text => text.textContent),
+    },
+]))"""
+#: How DVC's page draws a chart into the <div> of that id (vega-embed then empties the <div>).
+DRAW_CALL = re.compile(r"vegaEmbed\('#([^']+)'")
+
+
+def test_the_browser_reaches_no_server_not_even_one_on_this_machine(tmp_path) -> None:
+    requests: list[str] = []
+
+    class Script(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            body = b"window.reached = true;"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            """Quiet: the requests list is the record."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Script)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/remote.js"
+    page = tmp_path / "remote.html"
+    page.write_text(f'<!DOCTYPE html><script src="{url}"></script>')
+    try:
+        # Any other process on this machine gets the script (no proxy in between) ...
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url) as reply:
+            assert reply.read() == b"window.reached = true;"
+        requests.clear()
+        # ... the browser cannot even send the request.
+        with OfflineBrowser() as browser:
+            browser.open(page)
+            reached = browser.evaluate("window.reached === true")
+            fetched = browser.evaluate(f"fetch('{url}').then(() => 'fetched', error => error.name)")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert not reached
+    assert fetched == "TypeError"
+    assert requests == []
+
+
+def test_every_picture_of_the_report_loads_offline(reproduced_template, tmp_path) -> None:
+    variants = reproduced_template.params()["models"]
+    with OfflineBrowser() as browser:
+        browser.open(reproduced_template.root / "data" / "report" / "index.html")
+        pictures = browser.evaluate(PICTURES)
+        screenshot = browser.screenshot(tmp_path / "report.png")
+
+    assert pictures, f"the report shows no picture (see {screenshot})"
+    assert [p["alt"] for p in pictures if p["width"] == 0] == [], f"not loaded (see {screenshot})"
+    for name in variants:
+        assert any(name in p["alt"] for p in pictures), f"no picture of {name} (see {screenshot})"
+
+
+def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, tmp_path) -> None:
+    variants = list(reproduced_repo.params()["models"])
+    reproduced_repo.run("dvc", "plots", "show")
+    page = reproduced_repo.root / "dvc_plots" / "index.html"
+    drawn_into = DRAW_CALL.findall(page.read_text())
+    with OfflineBrowser() as browser:
+        browser.open(page)
+        assert browser.evaluate("Array.isArray(window.vegaCharts)"), (
+            "dvc_plots/index.html is not made from .dvc/plots/page.html: is plots.html_template"
+            " set in .dvc/config?"
+        )
+        outcomes = browser.evaluate(
+            "Promise.allSettled(window.vegaCharts)"
+            ".then(all => all.map(o => o.status === 'fulfilled' ? 'drawn' : String(o.reason)))"
+        )
+        charts = browser.evaluate(CHARTS)
+        pictures = browser.evaluate(PICTURES)
+        screenshot = browser.screenshot(tmp_path / "dvc_plots.png")
+    seen = f"(see {screenshot})"
+
+    assert outcomes == ["drawn"] * len(drawn_into), f"charts that failed: {outcomes} {seen}"
+    assert sorted(charts) == sorted(drawn_into), seen
+    empty = [name for name, chart in charts.items() if not chart["marks"]]
+    assert empty == [], (
+        f"charts with nothing drawn {seen}; the curves come from data/report/curves.csv, which"
+        " the report stage writes (pipeline.history.write_curves)"
+    )
+    assert pictures and all(p["width"] > 0 for p in pictures), f"pictures not loaded {seen}"
+
+    assert "validation_accuracy" in charts, (
+        f"no chart of every variant's validation accuracy among {sorted(charts)} {seen}: the"
+        " report stage writes data/report/curves.csv (pipeline.history.write_curves)"
+    )
+    all_variants = charts["validation_accuracy"]
+    assert all_variants["lines"] == len(variants), f"one line per variant {seen}"
+    assert {*variants, "validation accuracy", "epoch"} <= set(all_variants["text"])
+    assert {"train", "validation", "accuracy"} <= set(charts["accuracy"]["text"])
+
+    matrices = [chart for name, chart in charts.items() if name.startswith("data_predictions_")]
+    assert len(matrices) == len(variants), f"one confusion matrix per variant {seen}"
+    for matrix in matrices:
+        labels = {"clockwise", "counter-clockwise", "actual direction", "predicted direction"}
+        assert labels <= set(matrix["text"]), f"confusion axes read {matrix['text']} {seen}"

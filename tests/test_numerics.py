@@ -1,0 +1,167 @@
+"""Pinned CPU kernels: a stage trains the same bytes whatever kernels the machine offers.
+
+This machine can pretend to be others: ATEN_CPU_CAPABILITY caps ATen's kernel family,
+MKL_CBWR picks MKL's code branch, ONEDNN_MAX_CPU_ISA caps oneDNN, and threads and CPU
+affinity vary the rest. The control test shows that each variation changes the bytes of
+plain training here; the stage test shows that the stage's bytes do not move, so removing
+the pin (pipeline/numerics.py) fails it on any machine with AVX2.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.parquet_io import write_squares
+from pipeline.spec import ModelSpec
+from pipeline.split import stratified_split
+from pipeline.squares import generate_squares
+
+REPO = Path(__file__).resolve().parents[1]
+CEILINGS = ["default", "avx2"] + (["avx512"] if torch.cpu._is_avx512_supported() else [])
+#: The variants whose kernels differ most: oneDNN ran LSTMs and convolutions unpinned.
+VARIANTS = ("lstm_packed", "conv1d")
+#: Ways this machine imitates another: (environment, CPU affinity or None).
+MACHINES = [({"ATEN_CPU_CAPABILITY": ceiling}, None) for ceiling in CEILINGS] + [
+    ({"MKL_CBWR": "AUTO", "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "2"}, None),
+    ({"OMP_NUM_THREADS": "1"}, {0}),
+]
+
+CONTROL = """
+import hashlib, io, json, sys
+import torch
+from pipeline.models import build_model
+from pipeline.parquet_io import read_squares
+from pipeline.spec import ModelSpec
+from pipeline.training import LabelledSequences, train
+torch.set_num_threads(int(sys.argv[3]))
+spec = ModelSpec(**json.loads(sys.argv[2]))
+model = build_model(spec, seed=21)
+data = LabelledSequences.from_squares(read_squares(sys.argv[1]))
+train(model, data, epochs=3, batch_size=16, learning_rate=0.01, shuffle_seed=42)
+buffer = io.BytesIO()
+torch.save(model.state_dict(), buffer)
+print(hashlib.md5(buffer.getvalue()).hexdigest())
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """params.yaml with small variants, and the split files they train on."""
+    root = tmp_path_factory.mktemp("numerics")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["models"] = {name: params["models"][name] for name in VARIANTS}
+    for model in params["models"].values():
+        model["epochs"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for name in ("fixed", "variable"):
+        dataset = params["datasets"][name]
+        squares = generate_squares(96, dataset["noise"], dataset["seed"], dataset["variable_len"])
+        for part, rows in stratified_split(squares.labels, 0.2, 0.2, 42).parts().items():
+            write_squares(squares.take(rows), root / "split" / name / f"{part}.parquet")
+    return root
+
+
+def run(command: list[str], cwd: Path, environment: dict, cpus: set[int] | None) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **environment}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_without_the_pin_each_imitated_machine_trains_other_bytes(workdir):
+    """The control: plain training (no pin) under each ceiling, and MKL's branch."""
+    spec = json.dumps(ModelSpec("lstm", 2, 1, bidirectional=True, packed=True).to_dict())
+    train_file = str(workdir / "split/variable/train.parquet")
+    hashes = {
+        ceiling: run(
+            [sys.executable, "-c", CONTROL, train_file, spec, "1"],
+            workdir,
+            {"ATEN_CPU_CAPABILITY": ceiling, "MKL_CBWR": "AUTO"},
+            None,
+        )
+        for ceiling in CEILINGS
+    }
+    assert len(set(hashes.values())) == len(CEILINGS), hashes
+    compatible = run(
+        [sys.executable, "-c", CONTROL, train_file, spec, "1"],
+        workdir,
+        {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"},
+        None,
+    )
+    assert compatible != hashes["avx2"]  # MKL's branch matters too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("warm", [True, False], ids=["stage server", "own process"])
+def test_the_train_stage_writes_the_same_bytes_on_every_imitated_machine(
+    workdir, tmp_path, variant, warm
+):
+    dataset = "variable" if variant == "lstm_packed" else "fixed"
+    outputs = set()
+    for index, (environment, cpus) in enumerate(MACHINES):
+        target = tmp_path / str(index)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "train",
+                variant,
+                str(workdir / "split" / dataset),
+                str(target / "model"),
+                str(target / "history"),
+            ],
+            workdir,
+            {**environment, "PIPELINE_STAGE_SERVER": "1" if warm else "0"},
+            cpus,
+        )
+        outputs.add((md5(target / "model/weights.pt"), md5(target / "history/loss.csv")))
+    assert len(outputs) == 1, outputs
+
+
+def test_a_cpu_without_the_pinned_family_gets_one_line(workdir, tmp_path):
+    if torch.cpu._is_avx512_supported():
+        pytest.skip("this CPU runs every family; the refusal needs one that lacks AVX-512")
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["cpu_capability"] = "avx512"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train",
+            "conv1d",
+            str(workdir / "split/fixed"),
+            "m",
+            "h",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: params.yaml: cpu_capability avx512 is not supported")
