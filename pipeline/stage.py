@@ -13,7 +13,7 @@ defines `run(context)`, its own work. `execute` does the rest, the same for ever
 
 Signals (Ctrl-C, SIGTERM, SIGHUP) stop the stage cleanly whenever they land: the run ends
 KILLED, no output changes, exit status 128 + the signal's number. While the stage talks
-to MLflow or commits, signals wait (they are blocked) so no bookkeeping is cut in half; a
+to MLflow or commits, signals are held, then acted on, so no bookkeeping is cut in half; a
 signal that lands after the commit cannot undo it, but the exit status still says it came.
 """
 
@@ -134,8 +134,8 @@ class Interrupted(KeyboardInterrupt):
 class SignalGate:
     """Turns SIGINT, SIGTERM and SIGHUP into Interrupted, except while held.
 
-    The gate is checked in Python, not only by blocking signals in the kernel: a signal
-    delivered to another thread still runs its Python handler in the main thread.
+    The gate is a flag its handlers read, not a signal mask: a signal the kernel delivers
+    to another thread still runs its Python handler in the main thread, mask or not.
     """
 
     def __init__(self) -> None:
@@ -267,14 +267,15 @@ def _remove_abandoned(final: Path) -> None:
     """Delete staged copies of `final` whose process is gone (killed outright)."""
     for leftover in final.parent.glob(f".{final.stem}{STAGED_MARKER}*"):
         pid = leftover.name.removeprefix(f".{final.stem}{STAGED_MARKER}").split("-")[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether a process `pid` runs on this host (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

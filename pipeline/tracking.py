@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 from pipeline.errors import TrackingError
 from pipeline.files import md5_of
 from pipeline.params import Params
-from pipeline.stage import Record, Stage
+from pipeline.stage import Record, Stage, process_exists
 
 #: Set before MLflow talks to anyone: no usage reports from a machine that may be offline,
 #: and bounded retries and timeouts, so an unreachable server fails a stage in seconds.
@@ -499,18 +499,8 @@ def _end_abandoned_runs(experiment_id: str, run_name: str) -> None:
     )
     for run in abandoned:
         pid = int(run.data.tags.get("pid", "0"))
-        if pid > 0 and not _process_exists(pid):
+        if pid > 0 and not process_exists(pid):
             client.set_terminated(run.info.run_id, "KILLED")
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _files(paths: list[Path]) -> list[Path]:
