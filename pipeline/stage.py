@@ -74,7 +74,12 @@ class Stage:
     uses_torch: bool = False
 
     def tracked_keys(self, name: str | None) -> list[str]:
+        """The dotted params DVC tracks for the stage of item `name`."""
         return [key.format(name=name) for key in self.params]
+
+    def run_name(self, name: str | None) -> str:
+        """The stage as DVC names it: `train@gru`, or `report`."""
+        return f"{self.name}@{name}" if name else self.name
 
 
 @dataclass
@@ -382,7 +387,6 @@ def execute(
 
         with gate.held():
             run = tracking.StageRun.start(
-                f"{stage.name}@{name}" if name else stage.name,
                 stage=stage,
                 name=name,
                 params=params,

@@ -74,6 +74,8 @@ EXPERIMENT_DESCRIPTION = (
 )
 #: MLflow 3 opens an experiment of this kind on its runs, not on the GenAI overview.
 EXPERIMENT_KIND = "custom_model_development"
+#: DVC's variables in runs of `dvc exp run` (temporary or queued), and their tags.
+EXPERIMENT_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.exp_baseline"}
 ARTIFACT_LIMIT_BYTES = 20 * 2**20
 CONNECT_TIMEOUT_S = 5
 #: Characters MLflow accepts in tag keys; anything else in a path becomes "_".
@@ -109,7 +111,8 @@ def shared_params(stage: Stage, name: str | None, params: Params) -> dict[str, A
         return values | _data_params(params, model.dataset, with_split=True)
     if stage.item == "datasets":
         return {"dataset": name} | _data_params(params, name, with_split=stage.name != "generate")
-    return {"variants": ",".join(params.models), "data.split_seed": params.split.seed}
+    split = {f"data.split_{key}": value for key, value in vars(params.split).items()}
+    return {"variants": ",".join(params.models), **split}
 
 
 def _data_params(params: Params, dataset: str, with_split: bool) -> dict[str, Any]:
@@ -120,16 +123,13 @@ def _data_params(params: Params, dataset: str, with_split: bool) -> dict[str, An
 
 
 def _stage_tags(stage: Stage, name: str | None, params: Params) -> dict[str, str]:
-    tags = {"dvc.stage": f"{stage.name}@{name}" if name else stage.name}
+    tags = {"dvc.stage": stage.run_name(name)}
     if stage.item == "models":
         model = params.model(name)
         tags |= {"variant": name, "arch": model.spec.arch, "dataset": model.dataset}
     elif stage.item == "datasets":
         tags["dataset"] = name
-    for variable, tag in (
-        ("DVC_EXP_NAME", "dvc.exp_name"),
-        ("DVC_EXP_BASELINE_REV", "dvc.exp_baseline"),
-    ):
+    for variable, tag in EXPERIMENT_TAGS.items():
         if os.environ.get(variable):
             tags[tag] = os.environ[variable]
     return tags
@@ -151,7 +151,6 @@ class StageRun:
     @classmethod
     def start(
         cls,
-        run_name: str,
         *,
         stage: Stage,
         name: str | None,
@@ -159,7 +158,8 @@ class StageRun:
         inputs: list[Path],
         package_dir: Path,
     ) -> "StageRun":
-        """Start the run of `stage` and log its params, DVC params and tags."""
+        """Start the run of `stage` (for item `name`); log its params, DVC params and tags."""
+        run_name = stage.run_name(name)
         for key, value in ENVIRONMENT_DEFAULTS.items():  # the process may have a new environment
             os.environ.setdefault(key, value)
         uri = tracking_uri()
@@ -174,10 +174,9 @@ class StageRun:
                 **{_tag_key("input", path): md5_of(path) for path in _files(inputs)},
             }
             run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
-            staged = cls(run.info.run_id, experiment_id, uri, package_dir)
             mlflow.log_params(shared_params(stage, name, params))
             mlflow.log_dict(params.tracked(*stage.tracked_keys(name)), "dvc_params.json")
-        return staged
+        return cls(run.info.run_id, experiment_id, uri, package_dir)
 
     def record(
         self,
@@ -564,7 +563,8 @@ def client(uri: str | None = None) -> mlflow.MlflowClient:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m pipeline.tracking ui [port]`: MLflow's UI on this repository's store."""
+    """`python -m pipeline.tracking ui [port]` (`make ui`): MLflow's UI on this repository's
+    store, opened as stages open it, with the link that lands on the experiment's runs."""
     if not argv or argv[0] != "ui":
         print("usage: python -m pipeline.tracking ui [port]", file=sys.stderr)
         return 2
@@ -572,15 +572,18 @@ def main(argv: list[str]) -> int:
     uri = tracking_uri()
     try:
         with _mlflow_errors(uri, "cannot open the store"):
-            _connect(uri)
+            experiment_id = _connect(uri)
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", port]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", port]
     if uri.startswith("sqlite:///"):
         root = _local_artifact_root(Path(uri.removeprefix("sqlite:///")))
         command += ["--default-artifact-root", str(root)]
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    # MLflow 3.17's UI opens experiments on its GenAI overview unless the link says otherwise.
+    page = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    print(f"MLflow UI for {uri}: open {page} (Ctrl-C stops it)", flush=True)
     os.execvp(command[0], command)  # replaces this process: never returns
     return 1
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def workdir(tmp_path) -> Path:
-    """A copy of the package and small params: edits here start servers of their own."""
+def workdir(tmp_path) -> Iterator[Path]:
+    """A copy of the package and small params: edits here start servers of their own,
+    stopped when the test ends."""
     shutil.copytree(
         REPO / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -29,7 +31,8 @@ def workdir(tmp_path) -> Path:
     for dataset in params["datasets"].values():
         dataset["n"] = 96
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return tmp_path
+    yield tmp_path
+    stop_stage_servers(tmp_path / "servers")
 
 
 def environment(workdir: Path, **extra: str) -> dict:
@@ -63,10 +66,6 @@ def servers(workdir: Path) -> list[Path]:
     return sorted((workdir / "servers").glob("*/*.sock"))
 
 
-def stop_servers(workdir: Path) -> None:
-    stop_stage_servers(workdir / "servers")
-
-
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -91,160 +90,129 @@ def run_statuses(workdir: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_stages_started_together_share_one_new_server_and_all_succeed(workdir):
-    try:
-        processes = [
-            stage(workdir, "generate", name, f"data/raw/{name}.parquet")
-            for name in ("fixed", "variable", "fixed_shuffled", "fixed")
-        ]
-        for process in processes:
-            finished(process)
-        assert len(servers(workdir)) == 1
-        assert sorted(run_statuses(workdir)) == ["FINISHED"] * 4
-    finally:
-        stop_servers(workdir)
+    processes = [
+        stage(workdir, "generate", name, f"data/raw/{name}.parquet")
+        for name in ("fixed", "variable", "fixed_shuffled", "fixed")
+    ]
+    for process in processes:
+        finished(process)
+    assert len(servers(workdir)) == 1
+    assert sorted(run_statuses(workdir)) == ["FINISHED"] * 4
 
 
 @pytest.mark.slow
 def test_a_stage_writes_the_same_bytes_in_a_warm_process_and_in_its_own(workdir):
-    try:
-        outputs = {}
-        for mode in ("1", "0"):
-            target = workdir / f"mode{mode}"
-            finished(
-                stage(
-                    workdir,
-                    "generate",
-                    "fixed",
-                    f"{target}/raw.parquet",
-                    PIPELINE_STAGE_SERVER=mode,
-                )
+    outputs = {}
+    for mode in ("1", "0"):
+        target = workdir / f"mode{mode}"
+        finished(
+            stage(
+                workdir,
+                "generate",
+                "fixed",
+                f"{target}/raw.parquet",
+                PIPELINE_STAGE_SERVER=mode,
             )
-            finished(
-                stage(
-                    workdir,
-                    "split",
-                    "fixed",
-                    f"{target}/raw.parquet",
-                    f"{target}/split",
-                    PIPELINE_STAGE_SERVER=mode,
-                )
+        )
+        finished(
+            stage(
+                workdir,
+                "split",
+                "fixed",
+                f"{target}/raw.parquet",
+                f"{target}/split",
+                PIPELINE_STAGE_SERVER=mode,
             )
-            finished(
-                stage(
-                    workdir,
-                    "train",
-                    "gru",
-                    f"{target}/split",
-                    f"{target}/model",
-                    f"{target}/history",
-                    PIPELINE_STAGE_SERVER=mode,
-                )
+        )
+        finished(
+            stage(
+                workdir,
+                "train",
+                "gru",
+                f"{target}/split",
+                f"{target}/model",
+                f"{target}/history",
+                PIPELINE_STAGE_SERVER=mode,
             )
-            outputs[mode] = {
-                path.relative_to(target).as_posix(): md5(path)
-                for path in sorted(target.rglob("*"))
-                if path.is_file()
-            }
-        assert outputs["1"] == outputs["0"]
-        assert len(outputs["1"]) == 8  # raw, 3 splits, weights, config, 2 curves
-        assert len(servers(workdir)) == 1  # the own-process runs started none
-    finally:
-        stop_servers(workdir)
+        )
+        outputs[mode] = {
+            path.relative_to(target).as_posix(): md5(path)
+            for path in sorted(target.rglob("*"))
+            if path.is_file()
+        }
+    assert outputs["1"] == outputs["0"]
+    assert len(outputs["1"]) == 8  # raw, 3 splits, weights, config, 2 curves
+    assert len(servers(workdir)) == 1  # the own-process runs started none
 
 
 @pytest.mark.slow
 def test_an_edited_module_is_run_by_a_new_server(workdir):
-    try:
-        finished(stage(workdir, "generate", "fixed", "data/raw/fixed.parquet"))
-        module = workdir / "pipeline/stages/generate.py"
-        edited = module.read_text().replace(
-            "def run(context: Context) -> None:\n",
-            "def run(context: Context) -> None:\n    raise InputError('the edited module ran')\n",
-        )
-        module.write_text("from pipeline.errors import InputError\n" + edited)
-        process = stage(workdir, "generate", "fixed", "data/raw/fixed.parquet")
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 1
-        assert stderr.startswith("error: the edited module ran")
-        assert len(servers(workdir)) == 2
-    finally:
-        stop_servers(workdir)
+    finished(stage(workdir, "generate", "fixed", "data/raw/fixed.parquet"))
+    module = workdir / "pipeline/stages/generate.py"
+    edited = module.read_text().replace(
+        "def run(context: Context) -> None:\n",
+        "def run(context: Context) -> None:\n    raise InputError('the edited module ran')\n",
+    )
+    module.write_text("from pipeline.errors import InputError\n" + edited)
+    process = stage(workdir, "generate", "fixed", "data/raw/fixed.parquet")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert stderr.startswith("error: the edited module ran")
+    assert len(servers(workdir)) == 2
 
 
 @pytest.mark.slow
 def test_the_warm_child_takes_the_clients_directory_environment_and_umask(workdir):
-    try:
-        process = subprocess.Popen(
-            [
-                "sh",
-                "-c",
-                f"umask 077 && exec {sys.executable} -m pipeline generate fixed out.parquet",
-            ],
-            cwd=workdir / "pipeline",  # a directory of its own: the output lands here
-            env=environment(workdir, MLFLOW_EXPERIMENT_NAME="from-the-client"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        process.communicate(timeout=300)
-        # params.yaml is read from the working directory: there is none in pipeline/
-        assert process.returncode == 1
-        (workdir / "pipeline/params.yaml").write_text((workdir / "params.yaml").read_text())
-        process = subprocess.Popen(
-            [
-                "sh",
-                "-c",
-                f"umask 077 && exec {sys.executable} -m pipeline generate fixed out.parquet",
-            ],
-            cwd=workdir / "pipeline",
-            env=environment(workdir, MLFLOW_EXPERIMENT_NAME="from-the-client"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        finished(process)
-        assert (workdir / "pipeline/out.parquet").stat().st_mode & 0o777 == 0o600
-        client = tracking.client(f"sqlite:///{workdir / 'mlflow.db'}")
-        assert client.get_experiment_by_name("from-the-client") is not None
-    finally:
-        stop_servers(workdir)
+    elsewhere = workdir / "elsewhere"  # the client's working directory: output and params here
+    elsewhere.mkdir()
+    (elsewhere / "params.yaml").write_text((workdir / "params.yaml").read_text())
+    process = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"umask 077 && exec {sys.executable} -m pipeline generate fixed out.parquet",
+        ],
+        cwd=elsewhere,
+        env=environment(workdir, MLFLOW_EXPERIMENT_NAME="from-the-client"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    finished(process)
+    assert (elsewhere / "out.parquet").stat().st_mode & 0o777 == 0o600
+    client = tracking.client(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert client.get_experiment_by_name("from-the-client") is not None
 
 
 @pytest.mark.slow
 def test_a_client_killed_outright_stops_its_stage_and_its_run_is_not_left_running(workdir):
-    try:
-        finished(stage(workdir, "generate", "fixed", "data/raw/fixed.parquet"))
-        finished(stage(workdir, "split", "fixed", "data/raw/fixed.parquet", "data/split/fixed"))
-        params = yaml.safe_load((workdir / "params.yaml").read_text())
-        params["models"]["gru"]["epochs"] = 100_000
-        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-        process = stage(
-            workdir, "train", "gru", "data/split/fixed", "data/models/gru", "data/history/gru"
-        )
-        wait_for(lambda: "RUNNING" in run_statuses(workdir))
-        process.kill()
-        process.wait()
-        wait_for(lambda: "RUNNING" not in run_statuses(workdir))
-        assert sorted(run_statuses(workdir)) == ["FINISHED", "FINISHED", "KILLED"]
-        assert not (workdir / "data/models").exists() or not any(
-            (workdir / "data/models").rglob("*.pt")
-        )
-    finally:
-        stop_servers(workdir)
+    finished(stage(workdir, "generate", "fixed", "data/raw/fixed.parquet"))
+    finished(stage(workdir, "split", "fixed", "data/raw/fixed.parquet", "data/split/fixed"))
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["models"]["gru"]["epochs"] = 100_000
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    process = stage(
+        workdir, "train", "gru", "data/split/fixed", "data/models/gru", "data/history/gru"
+    )
+    wait_for(lambda: "RUNNING" in run_statuses(workdir))
+    process.kill()
+    process.wait()
+    wait_for(lambda: "RUNNING" not in run_statuses(workdir))
+    assert sorted(run_statuses(workdir)) == ["FINISHED", "FINISHED", "KILLED"]
+    assert not (workdir / "data/models").exists() or not any(
+        (workdir / "data/models").rglob("*.pt")
+    )
 
 
 @pytest.mark.slow
 def test_a_dead_server_is_replaced_and_an_idle_one_leaves(workdir):
-    try:
-        finished(stage(workdir, "generate", "fixed", "a.parquet"))
-        [pid_file] = (workdir / "servers").glob("*/*.pid")
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)  # its socket file stays behind
-        finished(stage(workdir, "generate", "fixed", "b.parquet", PIPELINE_STAGE_SERVER_IDLE_S="1"))
-        [socket_file] = servers(workdir)
-        wait_for(lambda: not socket_file.exists())  # idle for a second: gone, and tidied up
-        assert not list((workdir / "servers").glob("*/*.pid"))
-    finally:
-        stop_servers(workdir)
+    finished(stage(workdir, "generate", "fixed", "a.parquet"))
+    [pid_file] = (workdir / "servers").glob("*/*.pid")
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)  # its socket file stays behind
+    finished(stage(workdir, "generate", "fixed", "b.parquet", PIPELINE_STAGE_SERVER_IDLE_S="1"))
+    [socket_file] = servers(workdir)
+    wait_for(lambda: not socket_file.exists())  # idle for a second: gone, and tidied up
+    assert not list((workdir / "servers").glob("*/*.pid"))
 
 
 PRELOAD = """

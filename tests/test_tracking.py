@@ -37,7 +37,6 @@ def runs_of(client, experiment: str):
 
 def start(stage, name: str | None, inputs=()) -> tracking.StageRun:
     return tracking.StageRun.start(
-        f"{stage.name}@{name}",
         stage=stage,
         name=name,
         params=PARAMS,
@@ -350,3 +349,49 @@ def test_a_run_abandoned_by_a_killed_process_is_marked_killed_by_the_next_run(ml
     start(generate.STAGE, "fixed").end("FINISHED")
     assert client.get_run(abandoned.info.run_id).info.status == "KILLED"
     assert client.get_run(other_stage.info.run_id).info.status == "RUNNING"
+
+
+@pytest.mark.slow
+def test_make_ui_serves_the_store_and_prints_the_link_to_its_runs(tmp_path, monkeypatch):
+    import os
+    import sys
+    import urllib.request
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    start(generate.STAGE, "fixed").end("FINISHED")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.tracking", "ui", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        link = ui.stdout.readline()  # printed once the store is open, before the server starts
+        experiment = mlflow.MlflowClient(
+            f"sqlite:///{tmp_path / 'mlflow.db'}"
+        ).get_experiment_by_name("square-sequences")
+        assert f"/#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in link
+        deadline = time.monotonic() + 60
+        while True:  # until the server answers (an observable event, polled)
+            try:
+                answer = urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
+                    "?experiment_name=square-sequences",
+                    timeout=5,
+                ).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the UI did not answer"
+                time.sleep(0.2)
+        assert experiment.experiment_id.encode() in answer
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
