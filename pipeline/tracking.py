@@ -20,10 +20,12 @@ start together on a fresh store cannot break it; a copied or moved repository re
 the store's artifact locations to its own `mlruns/`. MLFLOW_TRACKING_URI and
 MLFLOW_EXPERIMENT_NAME override the store and the experiment (default `square-sequences`).
 
-`python -m pipeline.tracking ui` opens this store in MLflow's UI.
+A sweep's summary (pipeline/sweep.py) is one more run, `sweep@<name>`, the parent of its
+experiments' runs. `python -m pipeline.tracking ui` opens this store in MLflow's UI.
 """
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -562,39 +564,8 @@ def client(uri: str | None = None) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(uri)
 
 
-def main(argv: list[str]) -> int:
-    """`python -m pipeline.tracking ui [port]` (`make ui`): MLflow's UI on this repository's
-    store, opened as stages open it, with the link that lands on the experiment's runs."""
-    if not argv or argv[0] != "ui":
-        print("usage: python -m pipeline.tracking ui [port]", file=sys.stderr)
-        return 2
-    port = argv[1] if len(argv) > 1 else "5000"
-    uri = tracking_uri()
-    try:
-        with _mlflow_errors(uri, "cannot open the store"):
-            experiment_id = _connect(uri)
-    except TrackingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    command += ["--host", "127.0.0.1", "--port", port]
-    if uri.startswith("sqlite:///"):
-        root = _local_artifact_root(Path(uri.removeprefix("sqlite:///")))
-        command += ["--default-artifact-root", str(root)]
-    # MLflow 3.17's UI opens experiments on its GenAI overview unless the link says otherwise.
-    page = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
-    print(f"MLflow UI for {uri}: open {page} (Ctrl-C stops it)", flush=True)
-    os.execvp(command[0], command)  # replaces this process: never returns
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
-# ===========================================================================
+# ---------------------------------------------------------------------------
 # Sweeps (pipeline/sweep.py): a sweep's summary as one run, its experiments' runs as children.
-# The sweep's only MLflow code; nothing above depends on it.
 
 
 def log_sweep(
@@ -611,8 +582,6 @@ def log_sweep(
     A summary already logged with the same files (tag `sweep.digest`) is not logged again:
     a rerun that changes nothing adds no run, as a DVC stage that does not run adds none.
     """
-    import hashlib
-
     uri = tracking_uri()
     digest = hashlib.md5("".join(md5_of(path) for path in files).encode()).hexdigest()
     with _mlflow_errors(uri, f"cannot log sweep {sweep}"):
@@ -665,3 +634,33 @@ def _experiment_runs(
         token = page.token
         if not token:
             return found
+
+
+def main(argv: list[str]) -> int:
+    """`python -m pipeline.tracking ui [port]` (`make ui`): MLflow's UI on this repository's
+    store, opened as stages open it, with the link that lands on the experiment's runs."""
+    if not argv or argv[0] != "ui":
+        print("usage: python -m pipeline.tracking ui [port]", file=sys.stderr)
+        return 2
+    port = argv[1] if len(argv) > 1 else "5000"
+    uri = tracking_uri()
+    try:
+        with _mlflow_errors(uri, "cannot open the store"):
+            experiment_id = _connect(uri)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", port]
+    if uri.startswith("sqlite:///"):
+        root = _local_artifact_root(Path(uri.removeprefix("sqlite:///")))
+        command += ["--default-artifact-root", str(root)]
+    # MLflow 3.17's UI opens experiments on its GenAI overview unless the link says otherwise.
+    page = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    print(f"MLflow UI for {uri}: open {page} (Ctrl-C stops it)", flush=True)
+    os.execvp(command[0], command)  # replaces this process: never returns
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
