@@ -10,7 +10,8 @@ same model (`build_model`) and the same arithmetic on every side:
   before the clock starts. Nothing that does the same arithmetic can go below it, so
   baseline / model steps only is the ceiling of any speed-up.
 All three start from the same weights and see the same batches; the script checks that
-they end with the same weights, bit for bit.
+they end with the same weights, bit for bit. torch runs as the train stage runs it: the
+kernels pinned to params.yaml's `cpu_capability`, one thread (pipeline/numerics.py).
 
 Run from the repository root:  python -m benchmarks.bench_training  (or `make bench`)
 """
@@ -19,15 +20,21 @@ import statistics
 import time
 from collections.abc import Callable
 
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from pipeline import numerics
+from pipeline.params import load_params
 
-from pipeline.chapter import CustomDataset, pack_collate
-from pipeline.models import build_model
-from pipeline.spec import ModelSpec
-from pipeline.squares import Squares, generate_squares
-from pipeline.training import LabelledSequences, shuffled_order, train
+CPU_CAPABILITY = load_params().cpu_capability
+numerics.pin(CPU_CAPABILITY)  # before torch is imported, as in every stage
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from pipeline.chapter import CustomDataset, pack_collate  # noqa: E402
+from pipeline.models import build_model  # noqa: E402
+from pipeline.spec import ModelSpec  # noqa: E402
+from pipeline.squares import Squares, generate_squares  # noqa: E402
+from pipeline.training import LabelledSequences, shuffled_order, train  # noqa: E402
 
 N_SEQUENCES = 100_000
 BATCH_SIZE = 256
@@ -36,8 +43,6 @@ LEARNING_RATE = 0.01
 MODEL_SEED = 21
 SHUFFLE_SEED = 42
 REPEATS = 7
-#: Every run uses one thread: the setting that makes CPU training reproducible anywhere.
-TORCH_THREADS = 1
 
 #: name: (arch, bidirectional and packed on variable-length squares)
 VARIANTS = {
@@ -129,7 +134,7 @@ def run_variant(arch: str, packed: bool, squares: Squares) -> dict[str, float]:
 
 
 def main() -> None:
-    torch.set_num_threads(TORCH_THREADS)
+    numerics.configure_torch(CPU_CAPABILITY)  # one thread, oneDNN and NNPACK off
     squares = {
         packed: generate_squares(N_SEQUENCES, 0.1, seed=13, variable_len=packed)
         for packed in (False, True)
@@ -142,7 +147,7 @@ def main() -> None:
 
     print(
         f"One epoch, {N_SEQUENCES:,} squares, batch {BATCH_SIZE}, hidden {HIDDEN_DIM}, "
-        f"torch {torch.__version__}, {TORCH_THREADS} torch thread; medians of {REPEATS} "
+        f"torch {torch.__version__}, kernels {CPU_CAPABILITY}, 1 thread; medians of {REPEATS} "
         "interleaved runs, ratios taken run by run; final weights equal on every side.\n"
     )
     print("| variant | baseline s | ours s | speed-up | model steps only s | ceiling |")

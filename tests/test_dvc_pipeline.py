@@ -5,10 +5,12 @@ The reproduced template (tests/conftest.py) holds two variants, `gru` on `fixed`
 """
 
 import json
+import re
 
 import mlflow
 import numpy as np
 import pytest
+from conftest import REPO
 from params_editing import set_key
 
 from pipeline.parquet_io import read_squares
@@ -191,3 +193,16 @@ def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(rep
     assert name in reproduced_repo.run("dvc", "exp", "list", "--name-only").stdout.split()
     baseline = reproduced_repo.run("git", "rev-parse", "HEAD").stdout.strip()
     assert {run.data.tags["dvc.exp_baseline"] for run in runs} == {baseline}
+
+    # The README's `dvc exp show` recipe: one row per experiment; columns for the params
+    # that changed and test accuracies only; narrow enough for a terminal.
+    readme = (REPO / "README.md").read_text()
+    recipe = re.search(r"```sh\n(dvc exp show --only-changed.*?)\n```", readme, re.S).group(1)
+    table = reproduced_repo.run("bash", "-c", recipe).stdout
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert header[0] == "Experiment" and "models.gru.seed" in header, table
+    assert all(
+        column.startswith("models.") or column.endswith(":test_accuracy") for column in header[1:]
+    ), table
+    assert f"[{name}]" in table
+    assert max(map(len, table.splitlines())) <= 120, table
