@@ -6,18 +6,20 @@ For each way of running stages (warm stage processes, the default; and every sta
 process of its own, PIPELINE_STAGE_SERVER=0, as before they existed), in a fresh copy
 of this repository with the default params:
 - `dvc repro` from nothing (no outputs, no cache, no stage server running);
-- `dvc exp run -S models.gru.seed=7` right after it (4 stages), and again with no stage
-  server running.
+- `dvc exp run -S models.gru.seed=S` right after it (4 stages), N times with other seeds;
+- the same with no stage server running, N times.
 Each command's wall time is set against its stages' own work: the sum, over the MLflow
 runs it created, of each run's start to end (the stage's body, its MLflow records and
 its commit). The ratio wall / work is the pipeline's cost per unit of work; 1.0 would
-mean no fixed cost at all. Both ways run in this one process, one after the other.
+mean no fixed cost at all. A repeated command reports its median wall, work and ratio
+(the ratio taken run by run). Both ways run in this one process, one after the other.
 """
 
 import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,44 +82,55 @@ def stop_servers(directory: Path) -> None:
             pass
 
 
-def measure(mode: str, scratch: Path) -> list[tuple[str, float, float, int]]:
-    """(command, wall s, work s, stages) for `dvc repro` and `dvc exp run`, in `mode`."""
+Row = tuple[str, int, float, float, float]  # command, stages, wall s, work s, wall / work
+
+
+def summary(label: str, runs: list[tuple[float, float, int]]) -> Row:
+    """The medians of (wall s, work s, stages) runs of one command; the ratio run by run."""
+    walls, works, stages = zip(*runs, strict=True)
+    ratio = statistics.median(wall / work for wall, work in zip(walls, works, strict=True))
+    return label, stages[0], statistics.median(walls), statistics.median(works), ratio
+
+
+def measure(mode: str, scratch: Path, repeats: int) -> list[Row]:
+    """`dvc repro` from nothing, then `dvc exp run` `repeats` times warm and cold, in `mode`."""
     repo = copy_of_this_checkout(scratch / f"repo-{mode}")
     servers = scratch / f"servers-{mode}"
     environment = {**os.environ, "PATH": f"{REPO / '.venv/bin'}{os.pathsep}{os.environ['PATH']}"}
     environment |= {"PIPELINE_STAGE_SERVER": mode, "PIPELINE_STAGE_SERVER_DIR": str(servers)}
     for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT"):
         environment.pop(variable, None)
-    rows = []
-    for label, command, cold in (
-        ("dvc repro (from nothing)", ["dvc", "repro"], True),
-        (
-            "dvc exp run -S models.gru.seed=7",
-            ["dvc", "exp", "run", "-S", "models.gru.seed=7"],
-            False,
-        ),
-        ("the same, no warm server", ["dvc", "exp", "run", "-S", "models.gru.seed=8"], True),
-    ):
+
+    def run(command: list[str], cold: bool) -> tuple[float, float, int]:
         if cold:
             stop_servers(servers)
         since = int(time.time() * 1000)
         wall = timed(command, repo, environment)
-        work, stages = work_since(repo, since)
-        rows.append((label, wall, work, stages))
+        return (wall, *work_since(repo, since))
+
+    rows = [summary("dvc repro (from nothing)", [run(["dvc", "repro"], cold=True)])]
+    seeds = iter(range(7, 7 + 2 * repeats))  # a new seed each time: every run trains
+    for label, cold in (
+        ("dvc exp run -S models.gru.seed=N", False),
+        ("the same, no warm server", True),
+    ):
+        command = ["dvc", "exp", "run", "-S"]
+        runs = [run([*command, f"models.gru.seed={next(seeds)}"], cold) for _ in range(repeats)]
+        rows.append(summary(label, runs))
     stop_servers(servers)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each dvc exp run")
+    repeats = parser.parse_args().repeats
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; exp run: medians of {repeats}")
     print("| stages run as | command | stages | wall s | work s | wall / work |")
     print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
         for mode, name in (("1", "warm processes"), ("0", "a process each")):
-            for label, wall, work, stages in measure(mode, Path(scratch)):
-                ratio = wall / work
+            for label, stages, wall, work, ratio in measure(mode, Path(scratch), repeats):
                 print(f"| {name} | `{label}` | {stages} | {wall:.1f} | {work:.1f} | {ratio:.2f} |")
 
 

@@ -44,13 +44,16 @@ METRIC = "test_accuracy"
 #: While the queue runs: seconds between two looks at the experiments' git refs (refs/exps,
 #: which DVC writes when an experiment starts or ends; milliseconds each), and the most
 #: between two reads of `dvc queue status` (a second of CPU each, on the machine the
-#: experiments run on), which is read when the refs move and again REFS_SETTLE_S later.
-REFS_POLL_S = 2
-REFS_SETTLE_S = 5
+#: experiments run on). The queue is read as soon as the refs move, then every
+#: REFS_SETTLE_S until the progress shows it (DVC marks a task ended seconds after it
+#: writes the experiment's ref), at most SETTLE_POLLS times.
+REFS_POLL_S = 1
+REFS_SETTLE_S = 3
+SETTLE_POLLS = 10
 QUEUE_POLL_S = 30
-#: Polls in a row with work queued and fewer experiments running than workers asked for,
-#: before the missing workers are started again.
-IDLE_POLLS_BEFORE_RESTART = 2
+#: Seconds with work queued and fewer experiments running than workers asked for, before
+#: the missing workers are started again.
+IDLE_RESTART_S = 60
 EXP_SHOW_ATTEMPTS = 5
 #: Looks in a row at the queue that find none of the sweep's experiments before a sweep
 #: stopped by Ctrl-C says it has stopped; and that do not find one of its tasks before it
@@ -593,7 +596,8 @@ def wait(sweep: Sweep, jobs: int, started: float, done: int, before: set[str]) -
     names = {point.name for point in sweep.points}
     tracked: dict[str, str] = {}  # task id -> experiment name
     unseen: Counter[str] = Counter()  # polls in a row a tracked task was not listed
-    shown, reported, idle, quiet, refs = "", set(), 0, 0, exp_refs()
+    shown, reported, quiet, refs, settle = "", set(), 0, exp_refs(), 0
+    short_since: float | None = None  # since when fewer run than could
     while True:
         status = {}
         for task, name, state in queue_tasks():
@@ -617,7 +621,7 @@ def wait(sweep: Sweep, jobs: int, started: float, done: int, before: set[str]) -
         )
         if progress != shown:
             print(f"[{_elapsed(started)}] {progress}", flush=True)
-            shown = progress
+            shown, settle = progress, 0
         # Ended: every point accounted for, or nothing of the sweep seen in the queue for a
         # while (a task removed by hand before it was ever listed).
         quiet = quiet + 1 if counts["Running"] == counts["Queued"] == 0 else 0
@@ -626,17 +630,21 @@ def wait(sweep: Sweep, jobs: int, started: float, done: int, before: set[str]) -
             return
         # A worker leaves when it finds the queue empty for a while (say, while the sweep was
         # still queueing), sometimes even with tasks left: start the missing ones again.
-        short = counts["Queued"] > 0 and counts["Running"] < jobs
-        idle = idle + 1 if short else 0
-        if idle >= IDLE_POLLS_BEFORE_RESTART:
+        if not (counts["Queued"] > 0 and counts["Running"] < jobs):
+            short_since = None
+        elif short_since is None:
+            short_since = time.monotonic()
+        elif time.monotonic() - short_since >= IDLE_RESTART_S:
             dvc("queue", "start", "-j", str(jobs), output="discard")
-            idle = 0
-        # Soon again after the refs moved (DVC marks a task ended seconds after writing its
-        # experiment's ref), else when they move next, or at the latest after QUEUE_POLL_S.
-        wait_s = REFS_SETTLE_S if exp_refs() != refs else QUEUE_POLL_S
-        refs, deadline = exp_refs(), time.monotonic() + wait_s
-        while exp_refs() == refs and time.monotonic() < deadline:
+            short_since = None
+        # The next read: when the refs move, or REFS_SETTLE_S after the last read while the
+        # progress has not caught up with them, or at the latest after QUEUE_POLL_S.
+        deadline = time.monotonic() + (REFS_SETTLE_S if settle else QUEUE_POLL_S)
+        settle = max(settle - 1, 0)
+        while (now := exp_refs()) == refs and time.monotonic() < deadline:
             time.sleep(REFS_POLL_S)
+        if now != refs:
+            refs, settle = now, SETTLE_POLLS
 
 
 def exp_refs() -> str:

@@ -479,6 +479,11 @@ def _summary(message: str) -> str:
     status = re.search(r"error code (\d{3})", message)
     if status:
         return f"HTTP {status.group(1)}; is this an MLflow tracking server?"
+    # SQLAlchemy wraps the database's own words: "(raised as a result of ...) (sqlite3.
+    # OperationalError) attempt to write a readonly database [SQL: ...]"; keep those words.
+    driver = re.search(r"\((?:sqlite3|psycopg[\w.]*)\.[\w.]+\) ([^\n\[]+)", message)
+    if driver:
+        message = driver.group(1)
     first = next((line.strip() for line in message.splitlines() if line.strip()), "unknown error")
     first = re.sub(r"<[^>]+>", " ", first)
     return first if len(first) <= 160 else first[:157] + "..."
@@ -651,7 +656,8 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    command += ["--host", "127.0.0.1", "--port", port]
+    # One person on this machine: one worker, not MLflow's 4, answers sooner and costs less.
+    command += ["--host", "127.0.0.1", "--port", port, "--workers", "1"]
     if uri.startswith("sqlite:///"):
         root = _local_artifact_root(Path(uri.removeprefix("sqlite:///")))
         command += ["--default-artifact-root", str(root)]

@@ -1260,7 +1260,7 @@ def test_a_read_only_store_is_one_line_naming_it(nobody_workdir, whole_store, or
     runs = workdir.runs()
     output = "data/raw/other.parquet"
     line = error_line(workdir.run("generate", "fixed", output, user="nobody"))
-    assert str(workdir.database) in line, line
+    assert str(workdir.database) in line and "readonly database)" in line, line
     assert workdir.runs() == runs
     assert not (workdir.root / output).exists()
 

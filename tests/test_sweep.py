@@ -316,7 +316,7 @@ def sweep_repo(tmp_path) -> PipelineRepo:
 def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sweep_repo):
     repo, names = sweep_repo, {f"small-{v}-seed-{s}" for v in (0.1, 0.6) for s in (21, 22)}
 
-    # Ctrl-C once an experiment is done (one worker: others are still to run). The running
+    # Ctrl-C once an experiment runs (one worker: the others wait in the queue). The running
     # one ends, the queued ones leave the queue.
     sweep = subprocess.Popen(
         ["python", "-m", "pipeline.sweep", "run", "sweeps/small.yaml", "-j", "1"],
@@ -326,8 +326,8 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     printed, signalled = [], False
     for line in sweep.stdout:
         printed.append(line)
-        progress = re.search(r"\] (\d) of 4 done", line)
-        if progress and int(progress.group(1)) >= 1 and not signalled:
+        progress = re.search(r"\] (\d) of 4 done, (\d) running", line)
+        if progress and progress.group(1, 2) != ("0", "0") and not signalled:
             os.killpg(sweep.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
             signalled = True
     output = "".join(printed)
