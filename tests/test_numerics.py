@@ -91,34 +91,25 @@ def md5(path: Path) -> str:
 
 def test_without_the_pin_each_imitated_machine_trains_other_bytes(workdir):
     """The control: plain training (no pin) under each ceiling, and MKL's branch."""
-    spec = json.dumps(ModelSpec("lstm", 2, 1, bidirectional=True, packed=True).to_dict())
-    train_file = str(workdir / "split/variable/train.parquet")
+
+    def trained(split: str, spec: ModelSpec, **environment: str) -> str:
+        """The md5 of plain training on `split` in a process with `environment`."""
+        arguments = [str(workdir / f"split/{split}/train.parquet"), json.dumps(spec.to_dict())]
+        return run([sys.executable, "-c", CONTROL, *arguments, "1"], workdir, environment, None)
+
+    packed = ModelSpec("lstm", 2, 1, bidirectional=True, packed=True)
     hashes = {
-        ceiling: run(
-            [sys.executable, "-c", CONTROL, train_file, spec, "1"],
-            workdir,
-            {"ATEN_CPU_CAPABILITY": ceiling, "MKL_CBWR": "AUTO"},
-            None,
-        )
+        ceiling: trained("variable", packed, ATEN_CPU_CAPABILITY=ceiling, MKL_CBWR="AUTO")
         for ceiling in CEILINGS
     }
     assert len(set(hashes.values())) == len(CEILINGS), hashes
-    compatible = run(
-        [sys.executable, "-c", CONTROL, train_file, spec, "1"],
-        workdir,
-        {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"},
-        None,
-    )
+    compatible = trained("variable", packed, ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="COMPATIBLE")
     assert compatible != hashes["avx2"]  # MKL's branch matters too
     # oneDNN runs unpinned LSTMs on padded input (not packed ones): its kernels matter too.
-    padded = json.dumps(ModelSpec("lstm", 2, 1, bidirectional=False, packed=False).to_dict())
-    fixed_file = str(workdir / "split/fixed/train.parquet")
+    padded = ModelSpec("lstm", 2, 1, bidirectional=False, packed=False)
     by_isa = {
-        isa: run(
-            [sys.executable, "-c", CONTROL, fixed_file, padded, "1"],
-            workdir,
-            {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AUTO", "ONEDNN_MAX_CPU_ISA": isa},
-            None,
+        isa: trained(
+            "fixed", padded, ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AUTO", ONEDNN_MAX_CPU_ISA=isa
         )
         for isa in ("SSE41", "AVX2")
     }
