@@ -130,6 +130,10 @@ def run_in_server(argv: list[str], params: Params, client: Client) -> int:
             raise ServerUnavailableError("the stage server did not take the stage")
     client.connection = connection
     answer = _read_line(connection)
+    # The stage has ended: from here a signal ends this process as it would any other (by
+    # its default action), never with the stage's 0; one that came before says so below.
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
     if not answer.startswith(b"exit "):
         print(f"error: the {argv[0]} stage's process ended without a status", file=sys.stderr)
         return 1
