@@ -10,6 +10,8 @@ the pin (pipeline/numerics.py) fails it on any machine with AVX2.
 import hashlib
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +187,22 @@ def test_a_cpu_without_the_pinned_family_gets_one_line(workdir, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: params.yaml: cpu_capability avx512 is not supported")
+
+
+@pytest.mark.slow
+def test_this_machine_trains_the_bytes_the_committed_lock_records(tmp_path):
+    """The shipped params, through the committed dvc.lock's own commands: the data stages
+    and the training of the variants whose kernels differ most write exactly the md5s the
+    lock records, on whatever machine runs this (the lock was made on another one)."""
+    stages = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    names = [
+        f"{kind}@{dataset}" for dataset in ("fixed", "variable") for kind in ("generate", "split")
+    ]
+    names += [f"train@{variant}" for variant in VARIANTS]
+    for name in names:
+        _, *arguments = shlex.split(stages[name]["cmd"])  # python -m pipeline ...
+        run([sys.executable, *arguments], tmp_path, {}, None)
+    recorded = {out["path"]: out["md5"] for name in names for out in stages[name]["outs"]}
+    written = {path: md5(tmp_path / path) for path in recorded}
+    assert written == recorded
