@@ -55,6 +55,7 @@ QUEUE_POLL_S = 30
 #: the missing workers are started again.
 IDLE_RESTART_S = 60
 EXP_SHOW_ATTEMPTS = 5
+LOCK_WAIT_S = 120
 #: Looks in a row at the queue that find none of the sweep's experiments before a sweep
 #: stopped by Ctrl-C says it has stopped; and that do not find one of its tasks before it
 #: counts that task as gone (removed by hand).
@@ -500,10 +501,32 @@ def dvc(
             "or use make sweep"
         ) from None
     if check and result.returncode != 0:
-        lines = f"{result.stderr or ''}{result.stdout or ''}".strip().splitlines()
-        said = f": {lines[-1].strip()}" if lines else ""
-        raise SweepError(f"{shlex.join(command)} failed (exit {result.returncode}){said}")
+        raise _failure(args, result)
     return result
+
+
+def _failure(args: Sequence[str], result: subprocess.CompletedProcess) -> SweepError:
+    """`dvc args` failed: the command, its status and the last line DVC wrote."""
+    lines = f"{result.stderr or ''}{result.stdout or ''}".strip().splitlines()
+    said = f": {lines[-1].strip()}" if lines else ""
+    return SweepError(f"{shlex.join(['dvc', *args])} failed (exit {result.returncode}){said}")
+
+
+def queue_point(point: Point, targets: list[str]) -> None:
+    """`dvc exp run --queue` for one point. A queue worker taking a task holds DVC's
+    experiments lock (.dvc/tmp/exps/rwlock) for a moment, and queueing then fails at once:
+    it is tried again, a second apart, for up to LOCK_WAIT_S."""
+    command = ["exp", "run", "--queue", "-n", point.name, *point.set_params(), *targets]
+    deadline = time.monotonic() + LOCK_WAIT_S
+    result = dvc(*command, check=False)
+    while result.returncode != 0 and "rwlock" in f"{result.stderr}{result.stdout}":
+        if time.monotonic() > deadline:
+            break
+        print("  (DVC's experiments are locked by a queue worker: trying again)", flush=True)
+        time.sleep(1)
+        result = dvc(*command, echo=False, check=False)
+    if result.returncode != 0:
+        raise _failure(command, result)
 
 
 def task_of(experiment: Experiment) -> str:
@@ -557,7 +580,7 @@ def run(sweep: Sweep, params: dict[str, Any], jobs: int) -> int:
             state = states[point.name]
             _clear(point, state)
             if state.kind in ("missing", "failed"):
-                dvc("exp", "run", "--queue", "-n", point.name, *point.set_params(), *sweep.targets)
+                queue_point(point, sweep.targets)
             if state.kind != "done" and not workers:  # they run while the rest is queued
                 dvc("queue", "start", "-j", str(jobs), output="discard")
                 workers = True

@@ -523,3 +523,37 @@ def test_the_workflows_jobs_in_clones_give_the_summary_of_a_local_sweep(tmp_path
     assert {run.info.status for run in runs} == {"FINISHED"}
     parent = sweep_run(client, "pair")
     assert {run.data.tags.get("mlflow.parentRunId") for run in runs} == {parent.info.run_id}
+
+
+@pytest.mark.slow
+def test_queueing_waits_while_a_queue_worker_holds_dvcs_experiment_lock(sweep_repo):
+    # What a worker taking a task holds for a moment: DVC's write lock on the queue's stash,
+    # in the name of a live process. `dvc exp run --queue` alone fails at once.
+    holder = subprocess.Popen(["python", "-c", "import time; time.sleep(300)"], env=sweep_repo.env)
+    lock = sweep_repo.root / ".dvc" / "tmp" / "exps" / "rwlock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(
+        json.dumps(
+            {"read": {}, "write": {"refs/exps/celery/stash": {"pid": holder.pid, "cmd": "worker"}}}
+        )
+    )
+    queueing = subprocess.Popen(
+        ["python", "-m", "pipeline.sweep", "run", "sweeps/sizes.yaml", "-j", "1"],
+        cwd=sweep_repo.root, env=sweep_repo.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    printed = []
+    for line in queueing.stdout:
+        printed.append(line)
+        if "locked by a queue worker: trying again" in line and holder.poll() is None:
+            holder.kill()  # the worker moves on: DVC drops a dead process's lock
+            holder.wait()
+        if line.startswith("$ dvc queue start"):  # the first point is queued
+            break
+    queueing.kill()  # running the sweep is another test's
+    queueing.wait()
+    holder.kill()
+    output = "".join(printed)
+    assert "trying again" in output, output
+    queued = sweep_repo.run("dvc", "queue", "status").stdout
+    assert re.search(r"\bsizes-96-seed-21\b.*\b(Queued|Running|Success)\b", queued), queued
