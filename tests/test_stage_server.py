@@ -193,8 +193,9 @@ def test_a_dead_server_is_replaced_and_an_idle_one_leaves(workdir):
     [pid_file] = (workdir / "servers").glob("*/*.pid")
     os.kill(int(pid_file.read_text()), signal.SIGKILL)  # its socket file stays behind
     finished(stage(workdir, "generate", "fixed", "b.parquet", PIPELINE_STAGE_SERVER_IDLE_S="1"))
-    [socket_file] = servers(workdir)
-    wait_for(lambda: not socket_file.exists())  # idle for a second: gone, and tidied up
+    # Idle for a second, the new server leaves and tidies up, the dead one's socket included.
+    # (It may be gone already: on one busy core a second passes quickly.)
+    wait_for(lambda: not servers(workdir))
     assert not list((workdir / "servers").glob("*/*.pid"))
 
 
