@@ -19,6 +19,7 @@ runs, prints and exits with the stage's status.
 """
 
 import array
+import functools
 import hashlib
 import importlib
 import json
@@ -305,7 +306,12 @@ def preload() -> None:
         "mlflow.models.display_utils",
         "mlflow.pyfunc.scoring_server",
         "mlflow.tracing.export",
+        "mlflow.tracing.export.utils",
         "mlflow.tracing.processor",
+        "mlflow.tracing.processor.base_mlflow",
+        "mlflow.tracing.processor.otel",
+        "mlflow.tracing.utils.environment",
+        "opentelemetry.sdk.metrics",
         "alembic.command",
         "alembic.config",
         "git",  # MLflow reads the source's git state
@@ -323,6 +329,14 @@ def preload() -> None:
 
     for warm_up in ("_init_modules_to_packages_map", "_init_packages_to_modules_map"):
         getattr(requirements_utils, warm_up, lambda: None)()
+    # Opening a SQLite store checks its schema against the newest of MLflow's migration
+    # scripts, which MLflow loads anew each time (68 files: tens of ms a stage). The answer
+    # depends on the installed MLflow only, which the server key covers: work it out once.
+    from mlflow.store.db import utils as db_utils
+
+    if hasattr(db_utils, "_get_latest_schema_revision"):
+        db_utils._get_latest_schema_revision = functools.cache(db_utils._get_latest_schema_revision)
+        db_utils._get_latest_schema_revision()
     if threading.active_count() != 1:
         raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
 
