@@ -302,7 +302,9 @@ def sweep_repo(tmp_path) -> PipelineRepo:
     (repo.root / ".venv").symlink_to(REPO / ".venv")
     with (repo.root / ".git" / "info" / "exclude").open("a") as exclude:
         exclude.write("/.venv\n")
-    fields = {"param": "datasets.fixed.noise", "values": [0.1, 0.6], "variants": ["gru", "conv1d"]}
+    # One value, two seeds: the fewest experiments whose summary has a spread to sum up
+    # (the order of values and variants is the unit tests' above).
+    fields = {"param": "datasets.fixed.noise", "values": [0.6], "variants": ["gru", "conv1d"]}
     write_sweep(repo.root, "small", **fields, seeds=[21, 22])
     write_sweep(
         repo.root, "sizes", param="datasets.fixed.n", values=[96, 20], variants=["gru"], seeds=[21]
@@ -314,10 +316,10 @@ def sweep_repo(tmp_path) -> PipelineRepo:
 
 @pytest.mark.slow
 def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sweep_repo):
-    repo, names = sweep_repo, {f"small-{v}-seed-{s}" for v in (0.1, 0.6) for s in (21, 22)}
+    repo, names = sweep_repo, {f"small-0.6-seed-{seed}" for seed in (21, 22)}
 
-    # Ctrl-C once an experiment runs (one worker: the others wait in the queue). The running
-    # one ends, the queued ones leave the queue.
+    # Ctrl-C once an experiment runs (one worker: the other waits in the queue). The running
+    # one ends, the queued one leaves the queue.
     sweep = subprocess.Popen(
         ["python", "-m", "pipeline.sweep", "run", "sweeps/small.yaml", "-j", "1"],
         cwd=repo.root, env=repo.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -326,7 +328,7 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     printed, signalled = [], False
     for line in sweep.stdout:
         printed.append(line)
-        progress = re.search(r"\] (\d) of 4 done, (\d) running", line)
+        progress = re.search(r"\] (\d) of 2 done, (\d) running", line)
         if progress and progress.group(1, 2) != ("0", "0") and not signalled:
             os.killpg(sweep.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
             signalled = True
@@ -335,14 +337,14 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     assert re.search(r"^stopped\. Rerun the same command to resume", output, re.M), output
     assert not re.search(r"\b(Running|Queued)\b", repo.run("dvc", "queue", "status").stdout)
 
-    # Rerun: only what did not finish is queued again; two workers run it.
+    # Rerun: only what did not finish is queued again.
     resumed = repo.run("make", "sweep", "SWEEP=sweeps/small.yaml", "JOBS=2").stdout
     done = int(
-        re.search(r"^sweep small: 4 experiments; (\d) done, 0 in the queue", resumed, re.M).group(1)
+        re.search(r"^sweep small: 2 experiments; (\d) done, 0 in the queue", resumed, re.M).group(1)
     )
-    assert 1 <= done < 4, output + resumed
-    assert len(re.findall(r"^\$ dvc exp run --queue", resumed, re.M)) == 4 - done, resumed
-    assert "$ dvc queue start -j 2" in resumed
+    assert 1 <= done <= 2, output + resumed  # the one running at Ctrl-C finished
+    assert len(re.findall(r"^\$ dvc exp run --queue", resumed, re.M)) == 2 - done, resumed
+    assert ("$ dvc queue start -j 2" in resumed) == (done < 2), resumed
 
     # The summary holds exactly the numbers of DVC's experiment records.
     shown = exp_show(repo)
@@ -350,7 +352,7 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     summary = repo.root / "data" / "sweeps" / "small"
     table = read_csv(summary / "accuracy.csv")
     assert [(row["datasets.fixed.noise"], row["variant"]) for row in table] == [
-        ("0.1", "gru"), ("0.1", "conv1d"), ("0.6", "gru"), ("0.6", "conv1d"),
+        ("0.6", "gru"), ("0.6", "conv1d"),
     ]  # fmt: skip
     for row in table:
         accuracies = [
@@ -400,7 +402,7 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
         client.search_runs([parent.info.experiment_id], run_view_type=3, max_results=10_000)
     )
     again = repo.run("make", "sweep", "SWEEP=sweeps/small.yaml", "JOBS=2").stdout
-    assert "4 done, 0 in the queue, 0 to queue" in again and "$ dvc" not in again, again
+    assert "2 done, 0 in the queue, 0 to queue" in again and "$ dvc" not in again, again
     assert {path.name: path.read_bytes() for path in summary.iterdir()} == before
     after = client.search_runs([parent.info.experiment_id], run_view_type=3, max_results=10_000)
     assert len(after) == count
