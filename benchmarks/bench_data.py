@@ -25,8 +25,7 @@ import pandas as pd
 
 from pipeline.chapter import generate_sequences
 from pipeline.params import load_params
-from pipeline.parquet_io import read_squares, write_squares
-from pipeline.squares import generate_squares, unpad_points
+from pipeline.squares import generate_squares, read_squares, unpad_points, write_squares
 
 N_SQUARES = 1_000_000
 REPEATS = 3
@@ -102,7 +101,7 @@ def parquet(directory: Path) -> list[str]:
 
 BARE_STAGE = """
 from pipeline.params import load_params
-from pipeline.parquet_io import write_squares
+from pipeline.squares import write_squares
 from pipeline.squares import generate_squares
 dataset = load_params().dataset("fixed")
 write_squares(generate_squares(dataset.n, dataset.noise, dataset.seed, False), "bare.parquet")

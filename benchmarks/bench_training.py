@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from pipeline.chapter import CustomDataset, pack_collate  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
-from pipeline.spec import ModelSpec  # noqa: E402
+from pipeline.params import ModelSpec  # noqa: E402
 from pipeline.squares import Squares, generate_squares  # noqa: E402
 from pipeline.training import LabelledSequences, shuffled_order, train  # noqa: E402
 

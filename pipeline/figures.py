@@ -23,7 +23,7 @@ from PIL import Image, PngImagePlugin
 
 from pipeline.errors import InputError
 from pipeline.files import atomic_output
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 
 DPI = 100
 #: The smallest text a picture may hold, in pixels at 1:1 (font size in points * DPI / 72).

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 from torch import nn
 
-from pipeline.checkpoint import load_checkpoint
-from pipeline.parquet_io import SCHEMA, from_table
+from pipeline.models import load_checkpoint
+from pipeline.squares import SCHEMA, from_table
 from pipeline.training import LabelledSequences, predict_proba
 
 

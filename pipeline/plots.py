@@ -58,7 +58,7 @@ from pipeline.journey import (
     transformed_corners,
 )
 from pipeline.models import ConvClassifier, RecurrentClassifier
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 from pipeline.squares import CORNER_NAMES, LABEL_NAMES, Squares, corner_order
 
 #: One colour per label, the same in every figure: index = label (see LABEL_NAMES).

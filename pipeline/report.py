@@ -20,8 +20,7 @@ from PIL import Image
 
 from pipeline.errors import InputError
 from pipeline.figures import description_of, panel_figure, picture_names, render, save_png, style
-from pipeline.params import DatasetParams, ModelParams, SplitParams
-from pipeline.spec import ModelSpec
+from pipeline.params import DatasetParams, ModelParams, ModelSpec, SplitParams
 from pipeline.squares import LABEL_NAMES, metric_key
 
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}

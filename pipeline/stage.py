@@ -33,8 +33,7 @@ from typing import Any
 
 from pipeline import numerics
 from pipeline.errors import InputError, ParamsError, PipelineError
-from pipeline.params import DatasetParams, ModelParams, Params
-from pipeline.spec import ModelSpec
+from pipeline.params import DatasetParams, ModelParams, ModelSpec, Params
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A signal whose exception was swallowed (Python ignores exceptions raised in __del__ and

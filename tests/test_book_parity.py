@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline.chapter import chapter_correct, chapter_loader, chapter_model, chapter_train
 from pipeline.models import build_model
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import LabelledSequences, evaluate, train
 

@@ -5,10 +5,9 @@ import pickle
 import pytest
 import torch
 
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import InputError
-from pipeline.models import build_model
-from pipeline.spec import ModelSpec
+from pipeline.models import build_model, load_checkpoint, save_checkpoint
+from pipeline.params import ModelSpec
 
 PACKED_LSTM = ModelSpec("lstm", 2, 1, bidirectional=True, packed=True)
 

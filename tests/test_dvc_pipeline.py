@@ -13,8 +13,7 @@ import pytest
 from conftest import REPO
 from params_editing import set_key
 
-from pipeline.parquet_io import read_squares
-from pipeline.squares import generate_squares
+from pipeline.squares import generate_squares, read_squares
 
 pytestmark = pytest.mark.slow
 

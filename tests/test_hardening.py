@@ -35,9 +35,8 @@ import pytest
 import yaml
 from params_editing import set_key
 
-from pipeline.parquet_io import read_squares, write_squares
 from pipeline.split import stratified_split
-from pipeline.squares import generate_squares
+from pipeline.squares import generate_squares, read_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())

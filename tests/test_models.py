@@ -10,7 +10,7 @@ from pipeline.models import (
     build_model,
     count_parameters,
 )
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 
 TOLERANCE = {"rtol": 0, "atol": 1e-6}
 

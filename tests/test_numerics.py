@@ -20,10 +20,9 @@ import pytest
 import torch
 import yaml
 
-from pipeline.parquet_io import write_squares
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 from pipeline.split import stratified_split
-from pipeline.squares import generate_squares
+from pipeline.squares import generate_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 CEILINGS = ["default", "avx2"] + (["avx512"] if torch.cpu._is_avx512_supported() else [])
@@ -40,8 +39,8 @@ CONTROL = """
 import hashlib, io, json, sys
 import torch
 from pipeline.models import build_model
-from pipeline.parquet_io import read_squares
-from pipeline.spec import ModelSpec
+from pipeline.squares import read_squares
+from pipeline.params import ModelSpec
 from pipeline.training import LabelledSequences, train
 torch.set_num_threads(int(sys.argv[3]))
 spec = ModelSpec(**json.loads(sys.argv[2]))

@@ -8,8 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import DatasetError
-from pipeline.parquet_io import SCHEMA, read_squares, to_table, write_squares
-from pipeline.squares import Squares, generate_squares
+from pipeline.squares import (
+    SCHEMA,
+    Squares,
+    generate_squares,
+    read_squares,
+    to_table,
+    write_squares,
+)
 
 
 def assert_same_squares(actual: Squares, expected: Squares) -> None:

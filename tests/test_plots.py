@@ -28,8 +28,8 @@ from pipeline.figures import (
 from pipeline.history import History
 from pipeline.journey import JOURNEY_SQUARES, OPERATIONS, fit_plane, grid_lines, hidden_space
 from pipeline.models import build_model
+from pipeline.params import ModelSpec
 from pipeline.plots import FRAME_MS, LAST_FRAME_MS, edge_features, panel_windows, plot_variant
-from pipeline.spec import ModelSpec
 from pipeline.squares import NOISE_FREE, Squares, generate_squares, step_mask
 
 REPO = Path(__file__).resolve().parents[1]

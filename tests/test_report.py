@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline.errors import InputError
 from pipeline.figures import description_of, picture_names, save_gif, save_png
-from pipeline.params import DatasetParams, ModelParams, SplitParams
+from pipeline.params import DatasetParams, ModelParams, ModelSpec, SplitParams
 from pipeline.report import (
     INTRO,
     Scores,
@@ -23,7 +23,6 @@ from pipeline.report import (
     ranked,
     render_report,
 )
-from pipeline.spec import ModelSpec
 from tests.browser import CHROMIUM, OfflineBrowser
 from tests.test_plots import draw
 

@@ -13,9 +13,8 @@ import pytest
 import yaml
 from params_editing import drop_key, set_key
 
-from pipeline.parquet_io import write_squares
 from pipeline.split import stratified_split
-from pipeline.squares import generate_squares
+from pipeline.squares import generate_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -14,14 +14,11 @@ import pandas as pd
 import pytest
 
 from pipeline import tracking
-from pipeline.checkpoint import save_checkpoint
 from pipeline.errors import TrackingError
 from pipeline.files import md5_of, write_text
-from pipeline.models import build_model
-from pipeline.params import load_params
-from pipeline.parquet_io import write_squares
-from pipeline.spec import ModelSpec
-from pipeline.squares import generate_squares
+from pipeline.models import build_model, save_checkpoint
+from pipeline.params import ModelSpec, load_params
+from pipeline.squares import generate_squares, write_squares
 from pipeline.stage import LoggedModel, Record
 from pipeline.stages import evaluate, generate, train
 from pipeline.training import LabelledSequences, predict_proba

@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.models import build_model
-from pipeline.spec import ModelSpec
+from pipeline.params import ModelSpec
 from pipeline.squares import Squares, generate_squares
 from pipeline.training import (
     EpochStats,

@@ -7,6 +7,6 @@ holds every declaration to dvc.yaml).
 
 from pipeline.stage import Arg
 
-#: A trained model's folder, as train writes it (pipeline/checkpoint.py's file names).
+#: A trained model's folder, as train writes it (pipeline/models.py's file names).
 MODEL = Arg("model", "holds weights.pt and config.json", ("weights.pt", "config.json"))
 TEST = Arg("test", "the test split")

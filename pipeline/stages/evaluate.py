@@ -2,12 +2,10 @@
 
 import math
 
-from pipeline.checkpoint import WEIGHTS_FILE, load_checkpoint
 from pipeline.errors import InputError
 from pipeline.files import write_csv, write_json
-from pipeline.models import count_parameters
-from pipeline.parquet_io import read_squares
-from pipeline.squares import LABEL_NAMES, metric_key
+from pipeline.models import WEIGHTS_FILE, count_parameters, load_checkpoint
+from pipeline.squares import LABEL_NAMES, metric_key, read_squares
 from pipeline.stage import Arg, Context, Stage
 from pipeline.stages import MODEL, TEST
 from pipeline.training import LabelledSequences, evaluate, predict_proba

@@ -1,7 +1,6 @@
 """generate@<dataset>: draw a dataset of noisy squares and write it as Parquet."""
 
-from pipeline.parquet_io import write_squares
-from pipeline.squares import generate_squares, shuffle_points
+from pipeline.squares import generate_squares, shuffle_points, write_squares
 from pipeline.stage import Arg, Context, Stage, require_memory
 
 STAGE = Stage(

@@ -6,11 +6,11 @@ the hidden state (PNG and GIF). conv1d: its filters and edge features. Both: the
 loss and accuracy curves.
 """
 
-from pipeline.checkpoint import load_checkpoint
 from pipeline.history import FILES as HISTORY_FILES
 from pipeline.history import read_history
-from pipeline.parquet_io import read_squares
+from pipeline.models import load_checkpoint
 from pipeline.plots import plot_variant
+from pipeline.squares import read_squares
 from pipeline.stage import Arg, Context, Stage
 from pipeline.stages import MODEL, TEST
 

@@ -1,8 +1,8 @@
 """split@<dataset>: cut a dataset into stratified train, validation and test files."""
 
 from pipeline.errors import DatasetError
-from pipeline.parquet_io import read_squares, write_squares
 from pipeline.split import PARTS, stratified_split
+from pipeline.squares import read_squares, write_squares
 from pipeline.stage import Arg, Context, Stage, require_memory
 
 STAGE = Stage(

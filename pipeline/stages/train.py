@@ -2,12 +2,11 @@
 
 from dataclasses import asdict
 
-from pipeline.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from pipeline.errors import ParamsError
 from pipeline.history import FILES as HISTORY_FILES
 from pipeline.history import History, write_history
-from pipeline.models import build_model
-from pipeline.parquet_io import count_rows, read_squares
+from pipeline.models import CONFIG_FILE, WEIGHTS_FILE, build_model, save_checkpoint
+from pipeline.squares import count_rows, read_squares
 from pipeline.stage import Arg, Context, LoggedModel, Stage, require_memory
 from pipeline.training import LabelledSequences, TrainingDivergedError, resolve_device, train
 
