@@ -47,26 +47,26 @@ format: setup
 	ruff format .
 
 ui: setup
-	python -m pipeline.tracking ui 5000
+	python -m pipeline.runtime.tracking ui 5000
 
 stop: setup
-	python -m pipeline.stage_server stop
+	python -m pipeline.runtime.server stop
 
 server: setup
-	python -m pipeline.mlflow_server start
+	python -m pipeline.tools.team_server start
 
 server-stop: setup
-	python -m pipeline.mlflow_server stop
+	python -m pipeline.tools.team_server stop
 
 # One DVC experiment per point of the sweep file, JOBS queue workers; data/sweeps/<name>/.
 SWEEP ?= sweeps/noise.yaml
 JOBS ?= 2
 sweep: setup
-	python -m pipeline.sweep run $(SWEEP) -j $(JOBS)
+	python -m pipeline.tools.sweep run $(SWEEP) -j $(JOBS)
 
 verify: setup
 	@echo "==> rerunning the pipeline in a temporary clone and comparing with dvc.lock"
-	python -m pipeline.verify rerun
+	python -m pipeline.tools.verify rerun
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do module=$$(basename $$script .py); echo "==> benchmarks.$$module"; python -m benchmarks.$$module || exit 1; done

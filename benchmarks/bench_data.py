@@ -1,7 +1,7 @@
 """Data throughput at 1,000,000 squares, and what a data stage costs before it does any work.
 
 1. Generation: `generate_squares` against the chapter's square-by-square generator
-   (pipeline.chapter.generate_sequences), checking they give the same bits.
+   (tests.chapter.generate_sequences), checking they give the same bits.
 2. Parquet: generate + write, and read back to padded arrays, against the plain pandas
    way (a DataFrame with one Python list of points per row; reading back row by row).
 3. A data stage's fixed cost: `python -m pipeline generate fixed` at the default size,
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.chapter import generate_sequences
-from pipeline.params import load_params
-from pipeline.squares import generate_squares, read_squares, unpad_points, write_squares
+from pipeline.library.squares import generate_squares, read_squares, unpad_points, write_squares
+from pipeline.runtime.params import load_params
+from tests.chapter import generate_sequences
 
 N_SQUARES = 1_000_000
 REPEATS = 3
@@ -100,9 +100,9 @@ def parquet(directory: Path) -> list[str]:
 
 
 BARE_STAGE = """
-from pipeline.params import load_params
-from pipeline.squares import write_squares
-from pipeline.squares import generate_squares
+from pipeline.runtime.params import load_params
+from pipeline.library.squares import write_squares
+from pipeline.library.squares import generate_squares
 dataset = load_params().dataset("fixed")
 write_squares(generate_squares(dataset.n, dataset.noise, dataset.seed, False), "bare.parquet")
 """

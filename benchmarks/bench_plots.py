@@ -4,7 +4,7 @@ The issue's budgets on this 2-core machine: all of one variant's PNGs and its GI
 10 s, the report under 5 s. The models are built with the shipped params (untrained:
 drawing costs the same whatever the weights) and drawn over the default test split;
 times are medians of 3 runs in one warm process (imports excluded; a stage process
-adds them, see bench_data), torch pinned as in the plot stage (pipeline/numerics.py).
+adds them, see bench_data), torch pinned as in the plot stage (pipeline/library/numerics.py).
 
 Run from the repository root:  python -m benchmarks.bench_plots  (or `make bench`)
 """
@@ -17,24 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import numerics
-from pipeline.params import Params, load_params
+from pipeline.library import numerics
+from pipeline.runtime.params import Params, load_params
 
 PARAMS = load_params()
 numerics.pin(PARAMS.cpu_capability)  # before torch is imported, as in every stage
 
-from pipeline.history import History  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
-from pipeline.plots import plot_variant  # noqa: E402
-from pipeline.report import (  # noqa: E402
+from pipeline.library.history import History  # noqa: E402
+from pipeline.library.models import build_model  # noqa: E402
+from pipeline.library.split import stratified_split  # noqa: E402
+from pipeline.library.squares import Squares, generate_squares, shuffle_points  # noqa: E402
+from pipeline.pictures.plots import plot_variant  # noqa: E402
+from pipeline.pictures.report import (  # noqa: E402
     Scores,
     Variant,
     ablation_pairs,
     accuracy_bars,
     render_report,
 )
-from pipeline.split import stratified_split  # noqa: E402
-from pipeline.squares import Squares, generate_squares, shuffle_points  # noqa: E402
 
 REPEATS = 3
 PLOT_BUDGET_S, REPORT_BUDGET_S = 10.0, 5.0

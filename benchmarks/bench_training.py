@@ -5,13 +5,13 @@ same model (`build_model`) and the same arithmetic on every side:
 - baseline: the straightforward loop of the chapter: a DataLoader over a per-item
   dataset (TensorDataset; for the packed model the chapter's CustomDataset and
   `pack_collate`), collated batch by batch, `loss.item()` at every step;
-- ours: `pipeline.training.train`;
+- ours: `pipeline.library.training.train`;
 - model steps only: the epoch's forward, backward and Adam steps alone, on batches cut
   before the clock starts. Nothing that does the same arithmetic can go below it, so
   baseline / model steps only is the ceiling of any speed-up.
 All three start from the same weights and see the same batches; the script checks that
 they end with the same weights, bit for bit. torch runs as the train stage runs it: the
-kernels pinned to params.yaml's `cpu_capability`, one thread (pipeline/numerics.py).
+kernels pinned to params.yaml's `cpu_capability`, one thread (pipeline/library/numerics.py).
 
 Run from the repository root:  python -m benchmarks.bench_training  (or `make bench`)
 """
@@ -20,8 +20,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from pipeline import numerics
-from pipeline.params import load_params
+from pipeline.library import numerics
+from pipeline.runtime.params import load_params
 
 CPU_CAPABILITY = load_params().cpu_capability
 numerics.pin(CPU_CAPABILITY)  # before torch is imported, as in every stage
@@ -30,11 +30,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from pipeline.chapter import CustomDataset, pack_collate  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
-from pipeline.params import ModelSpec  # noqa: E402
-from pipeline.squares import Squares, generate_squares  # noqa: E402
-from pipeline.training import LabelledSequences, shuffled_order, train  # noqa: E402
+from pipeline.library.models import build_model  # noqa: E402
+from pipeline.library.settings import ModelSpec  # noqa: E402
+from pipeline.library.squares import Squares, generate_squares  # noqa: E402
+from pipeline.library.training import LabelledSequences, shuffled_order, train  # noqa: E402
+from tests.chapter import CustomDataset, pack_collate  # noqa: E402
 
 N_SEQUENCES = 100_000
 BATCH_SIZE = 256

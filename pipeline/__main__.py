@@ -14,9 +14,9 @@ import sys
 for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(_signum, lambda signum, _frame: sys.exit(128 + signum))
 
-from pipeline import stage_server  # noqa: E402 - after the handlers above
-from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.library.errors import PipelineError  # noqa: E402
+from pipeline.runtime import server as stage_server  # noqa: E402 - after the handlers above
+from pipeline.runtime.params import load_params  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

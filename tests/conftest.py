@@ -125,7 +125,7 @@ class PipelineRepo:
 
     def mlflow_runs(self) -> list:
         """Every run in the copy's default store, oldest first."""
-        from pipeline import tracking
+        from pipeline.runtime import tracking
 
         client = tracking.client(f"sqlite:///{self.root / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("square-sequences")

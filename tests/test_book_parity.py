@@ -18,11 +18,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.chapter import chapter_correct, chapter_loader, chapter_model, chapter_train
-from pipeline.models import build_model
-from pipeline.params import ModelSpec
-from pipeline.squares import Squares, generate_squares
-from pipeline.training import LabelledSequences, evaluate, train
+from pipeline.library.models import build_model
+from pipeline.library.settings import ModelSpec
+from pipeline.library.squares import Squares, generate_squares
+from pipeline.library.training import LabelledSequences, evaluate, train
+from tests.chapter import chapter_correct, chapter_loader, chapter_model, chapter_train
 
 NOISE = 0.1
 EPOCHS = 100
@@ -107,7 +107,7 @@ def test_library_reproduces_the_chapters_results(case_name: str) -> None:
 
 
 def chapter_training(case: ChapterCase) -> tuple[nn.Module, list[list[int]]]:
-    """The case trained and scored by the chapter's own code (pipeline.chapter)."""
+    """The case trained and scored by the chapter's own code (tests.chapter)."""
     train_squares, test_squares = chapter_squares(case)
     packed = case.bidirectional_packed
     model = chapter_model(case.arch, case.hidden_dim, packed, seed=MODEL_SEED)

@@ -113,13 +113,13 @@ def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, tmp_path) -> 
     empty = [name for name, chart in charts.items() if not chart["marks"]]
     assert empty == [], (
         f"charts with nothing drawn {seen}; the curves come from data/report/curves.csv, which"
-        " the report stage writes (pipeline.history.write_curves)"
+        " the report stage writes (pipeline.library.history.write_curves)"
     )
     assert pictures and all(p["width"] > 0 for p in pictures), f"pictures not loaded {seen}"
 
     assert "validation_accuracy" in charts, (
         f"no chart of every variant's validation accuracy among {sorted(charts)} {seen}: the"
-        " report stage writes data/report/curves.csv (pipeline.history.write_curves)"
+        " report stage writes data/report/curves.csv (pipeline.library.history.write_curves)"
     )
     all_variants = charts["validation_accuracy"]
     assert all_variants["lines"] == len(variants), f"one line per variant {seen}"

@@ -4,7 +4,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pipeline.cells import CellWeights, GRUStep, RNNStep, gru_step, lstm_step, rnn_step, unroll
+from pipeline.library.cells import (
+    CellWeights,
+    GRUStep,
+    RNNStep,
+    gru_step,
+    lstm_step,
+    rnn_step,
+    unroll,
+)
 
 N_SEQUENCES, LENGTH, N_FEATURES, HIDDEN_DIM = 5, 6, 3, 4
 TOLERANCE = {"rtol": 0, "atol": 1e-6}

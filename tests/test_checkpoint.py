@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
-from pipeline.errors import InputError
-from pipeline.models import build_model, load_checkpoint, save_checkpoint
-from pipeline.params import ModelSpec
+from pipeline.library.errors import InputError
+from pipeline.library.models import build_model, load_checkpoint, save_checkpoint
+from pipeline.library.settings import ModelSpec
 
 PACKED_LSTM = ModelSpec("lstm", 2, 1, bidirectional=True, packed=True)
 

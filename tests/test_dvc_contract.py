@@ -1,14 +1,15 @@
-"""dvc.yaml tells the truth: each stage's code deps are the modules that shape its bytes,
-and its params and paths are the ones its module declares in STAGE.
+"""dvc.yaml tells the truth: each stage's code deps are what shapes its bytes, and its params
+and paths are the ones its module declares in STAGE.
 
-The rule (dvc.yaml's header): a stage depends on its module, everything that module imports
-(not following imports through bookkeeping modules), params.py, and numerics.py when it runs
-torch. Imports are read from the source, and checked once against a real import.
+The rule (dvc.yaml's header): a stage depends on the chapter's library (pipeline/library),
+on the pictures (pipeline/pictures) when its module draws, and on its own module. The
+runtime and the tools are no dependency: a stage module may import the runtime, but nothing
+the runtime holds shapes an output. Imports are read from the source, and checked once
+against a real import.
 """
 
 import ast
 import importlib
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.stage import Stage
+from pipeline.runtime.stage import Stage
 
 REPO = Path(__file__).resolve().parents[1]
-DVC_YAML = (REPO / "dvc.yaml").read_text()
-STAGES = yaml.safe_load(DVC_YAML)["stages"]
-BOOKKEEPING = set(re.findall(r"^#\s+bookkeeping: (\S+)", DVC_YAML, flags=re.MULTILINE))
-RUNTIME = {"pipeline/params.py"}
-TORCH_RUNTIME = {"pipeline/numerics.py"}
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+#: The folders whose code can shape a stage's bytes, and what a stage may import besides.
+SHAPING = ("pipeline/library", "pipeline/pictures")
+NOT_SHAPING = ("pipeline/runtime", "pipeline/stages/__init__.py", "pipeline/__init__.py")
 
 
 def module_file(module: str) -> str | None:
@@ -46,12 +46,12 @@ def imported_files(file: str) -> set[str]:
     return {name for name in found if name and (REPO / name).is_file()}
 
 
-def closure(start: set[str], stop: set[str] = frozenset()) -> set[str]:
+def closure(start: set[str], stop: tuple[str, ...] = ()) -> set[str]:
     """`start` and every project module it imports, transitively; `stop` is not entered."""
     pending, seen = list(start), set()
     while pending:
         file = pending.pop()
-        if file not in seen and file not in stop:
+        if file not in seen and not file.startswith(stop):
             seen.add(file)
             pending += imported_files(file)
     return seen
@@ -61,31 +61,35 @@ def declaration(stage: str) -> Stage:
     return importlib.import_module(f"pipeline.stages.{stage}").STAGE
 
 
-def shaping_modules(stage: str) -> set[str]:
-    """The modules that can change what `stage` writes, by the rule above."""
-    runtime = RUNTIME | (TORCH_RUNTIME if declaration(stage).uses_torch else set())
-    return closure({f"pipeline/stages/{stage}.py"} | runtime, stop=BOOKKEEPING)
+def shaping_deps(stage: str) -> set[str]:
+    """The code deps `stage` must list, by the rule above."""
+    module = f"pipeline/stages/{stage}.py"
+    reached = closure({module}, stop=NOT_SHAPING) - {module}
+    folders = {folder for folder in SHAPING for file in reached if file.startswith(folder + "/")}
+    assert reached <= {f for f in reached if f.startswith(SHAPING)}, reached
+    return {"pipeline/library", *folders, module}
 
 
 def definition(stage: str) -> dict:
     return STAGES[stage].get("do", STAGES[stage])
 
 
-def test_the_bookkeeping_list_names_real_modules_and_the_tracking_module():
-    assert {"pipeline/tracking.py", "pipeline/stage_server.py"} <= BOOKKEEPING
-    assert all((REPO / name).is_file() for name in BOOKKEEPING)
-
-
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_code_deps_are_exactly_the_modules_that_shape_the_output(stage):
-    declared = {dep for dep in definition(stage)["deps"] if dep.startswith("pipeline/")}
-    assert declared == shaping_modules(stage)
+def test_code_deps_are_the_library_the_pictures_where_it_draws_and_its_own_module(stage):
+    declared = {dep for dep in definition(stage)["deps"] if dep.startswith("pipeline")}
+    assert declared == shaping_deps(stage)
 
 
-def test_the_rule_catches_a_missing_shaping_module_and_a_listed_bookkeeping_one():
-    shaping = shaping_modules("train")
-    assert "pipeline/training.py" in shaping  # missing from deps, the equality test fails
-    assert not shaping & BOOKKEEPING  # listed in deps, the equality test fails
+def test_the_library_never_reaches_up_into_what_a_stage_does_not_depend_on():
+    """What the library and the pictures import stays inside them: an import of the runtime
+    from there would shape bytes that no dependency covers."""
+    files = [
+        p.relative_to(REPO).as_posix() for folder in SHAPING for p in (REPO / folder).rglob("*.py")
+    ]
+    outside = {
+        f for f in closure(set(files)) if not f.startswith(SHAPING) and f != "pipeline/__init__.py"
+    }
+    assert outside == set()
 
 
 def placeholder(template: str) -> str:
@@ -110,7 +114,7 @@ def test_data_deps_and_outs_are_the_paths_the_stage_declares(stage):
     values = dict(zip([arg.name for arg in (*spec.inputs, *spec.outputs)], arguments, strict=True))
     inputs = {p.as_posix() for arg in spec.inputs for p in arg.paths(Path(values[arg.name]))}
     outputs = {p.as_posix() for arg in spec.outputs for p in arg.paths(Path(values[arg.name]))}
-    data_deps = {dep for dep in stage_definition["deps"] if not dep.startswith("pipeline/")}
+    data_deps = {dep for dep in stage_definition["deps"] if not dep.startswith("pipeline")}
     declared_outs = set(stage_definition.get("outs", [])) | set(stage_definition.get("metrics", []))
     assert data_deps == inputs
     assert declared_outs == outputs
@@ -138,7 +142,7 @@ def test_a_real_import_loads_the_modules_read_from_the_source_and_no_heavy_libra
         check=True,
     )
     modules, libraries = (ast.literal_eval(line) for line in result.stdout.splitlines())
-    packages = {"pipeline/__init__.py", "pipeline/stages/__init__.py"}
-    read = closure({f"pipeline/stages/{stage}.py"}) | packages
-    assert {module_file(name) for name in modules} <= read  # the source reader misses nothing
+    read = closure({f"pipeline/stages/{stage}.py"}) | {"pipeline/__init__.py"}
+    packages = {f"{Path(f).parent.as_posix()}/__init__.py" for f in read}
+    assert {module_file(name) for name in modules} <= read | packages  # the reader misses nothing
     assert libraries == heavy

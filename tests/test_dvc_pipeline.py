@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from params_editing import set_key
 
-from pipeline.squares import generate_squares, read_squares
+from pipeline.library.squares import generate_squares, read_squares
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def change(dotted: str, value):
 
 def thicken_the_axes(repo):
     """A change to the figures module only, one that changes every picture."""
-    module = repo.root / "pipeline/figures.py"
+    module = repo.root / "pipeline/pictures/canvas.py"
     module.write_text(module.read_text() + '\nSTYLE["axes.linewidth"] = 2.0\n')
 
 
@@ -132,9 +132,9 @@ SELECTIVE_RERUNS = {
     ),
     "gru seed": (change("models.gru.seed", 7), GRU_STAGES, GRU_STAGES),
     "figures module": (thicken_the_axes, PICTURE_STAGES, PICTURE_STAGES),
-    "tracking module": (edit("pipeline/tracking.py"), set(), set()),
-    "stage runtime": (edit("pipeline/stage.py"), set(), set()),
-    "stage server": (edit("pipeline/stage_server.py"), set(), set()),
+    "tracking module": (edit("pipeline/runtime/tracking.py"), set(), set()),
+    "stage runtime": (edit("pipeline/runtime/stage.py"), set(), set()),
+    "stage server": (edit("pipeline/runtime/server.py"), set(), set()),
     "nothing": (lambda _repo: None, set(), set()),
 }
 
@@ -175,7 +175,7 @@ def test_a_value_changed_and_changed_back_is_restored_from_the_run_cache(reprodu
 def test_verify_reruns_the_committed_pipeline_from_scratch_and_finds_the_same_bytes(
     reproduced_repo,
 ):
-    result = reproduced_repo.run("python", "-m", "pipeline.verify", "rerun")
+    result = reproduced_repo.run("python", "-m", "pipeline.tools.verify", "rerun")
     assert "every output matches dvc.lock" in result.stdout
 
 

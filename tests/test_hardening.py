@@ -35,8 +35,8 @@ import pytest
 import yaml
 from params_editing import set_key
 
-from pipeline.split import stratified_split
-from pipeline.squares import generate_squares, read_squares, write_squares
+from pipeline.library.split import stratified_split
+from pipeline.library.squares import generate_squares, read_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -385,7 +385,7 @@ def package(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     # What a stage server imports first: a tree caught mid-edit fails here, once, clearly.
-    preload = "from pipeline import stage_server; stage_server.preload()"
+    preload = "from pipeline.runtime import server; server.preload()"
     result = subprocess.run(
         [sys.executable, "-c", preload], cwd=root, capture_output=True, text=True
     )

@@ -4,7 +4,13 @@ import csv
 
 import numpy as np
 
-from pipeline.history import CURVES_COLUMNS, History, read_history, write_curves, write_history
+from pipeline.library.history import (
+    CURVES_COLUMNS,
+    History,
+    read_history,
+    write_curves,
+    write_history,
+)
 
 
 def history(first_epoch_loss: float, epochs: int) -> History:

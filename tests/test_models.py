@@ -4,13 +4,13 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_sequence
 
-from pipeline.models import (
+from pipeline.library.models import (
     ConvClassifier,
     RecurrentClassifier,
     build_model,
     count_parameters,
 )
-from pipeline.params import ModelSpec
+from pipeline.library.settings import ModelSpec
 
 TOLERANCE = {"rtol": 0, "atol": 1e-6}
 

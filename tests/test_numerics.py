@@ -4,7 +4,7 @@ This machine can pretend to be others: ATEN_CPU_CAPABILITY caps ATen's kernel fa
 MKL_CBWR picks MKL's code branch, ONEDNN_MAX_CPU_ISA caps oneDNN, and threads and CPU
 affinity vary the rest. The control test shows that each variation changes the bytes of
 plain training here; the stage test shows that the stage's bytes do not move, so removing
-the pin (pipeline/numerics.py) fails it on any machine with AVX2.
+the pin (pipeline/library/numerics.py) fails it on any machine with AVX2.
 """
 
 import hashlib
@@ -20,9 +20,9 @@ import pytest
 import torch
 import yaml
 
-from pipeline.params import ModelSpec
-from pipeline.split import stratified_split
-from pipeline.squares import generate_squares, write_squares
+from pipeline.library.settings import ModelSpec
+from pipeline.library.split import stratified_split
+from pipeline.library.squares import generate_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 CEILINGS = ["default", "avx2"] + (["avx512"] if torch.cpu._is_avx512_supported() else [])
@@ -38,10 +38,10 @@ MACHINES = [({"ATEN_CPU_CAPABILITY": ceiling}, None) for ceiling in CEILINGS] + 
 CONTROL = """
 import hashlib, io, json, sys
 import torch
-from pipeline.models import build_model
-from pipeline.squares import read_squares
-from pipeline.params import ModelSpec
-from pipeline.training import LabelledSequences, train
+from pipeline.library.models import build_model
+from pipeline.library.squares import read_squares
+from pipeline.library.settings import ModelSpec
+from pipeline.library.training import LabelledSequences, train
 torch.set_num_threads(int(sys.argv[3]))
 spec = ModelSpec(**json.loads(sys.argv[2]))
 model = build_model(spec, seed=21)

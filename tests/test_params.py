@@ -7,8 +7,8 @@ import pytest
 import yaml
 from params_editing import drop_key, set_key
 
-from pipeline.errors import ParamsError
-from pipeline.params import load_params
+from pipeline.library.errors import ParamsError
+from pipeline.runtime.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -271,7 +271,7 @@ def test_1e_minus_3_is_a_number_as_in_dvc(tmp_path):
 def test_our_reading_equals_dvcs_own(tmp_path):
     from dvc.utils.serialize import parse_yaml
 
-    from pipeline.params import read_yaml
+    from pipeline.runtime.params import read_yaml
 
     text = "a: 010\nb: 17:04\nc: no\nd: 1e-3\ne: 0o17\nf: .inf\ng: ~\n"
     path = tmp_path / "params.yaml"

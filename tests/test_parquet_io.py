@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import DatasetError
-from pipeline.squares import (
+from pipeline.library.errors import DatasetError
+from pipeline.library.squares import (
     SCHEMA,
     Squares,
     generate_squares,

@@ -16,8 +16,12 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.cells import CellWeights, gru_step, unroll
-from pipeline.figures import (
+from pipeline.library.cells import CellWeights, gru_step, unroll
+from pipeline.library.history import History
+from pipeline.library.models import build_model
+from pipeline.library.settings import ModelSpec
+from pipeline.library.squares import NOISE_FREE, Squares, generate_squares, step_mask
+from pipeline.pictures.canvas import (
     MIN_TEXT_PX,
     check_text_size,
     description_of,
@@ -25,12 +29,20 @@ from pipeline.figures import (
     picture_names,
     render,
 )
-from pipeline.history import History
-from pipeline.journey import JOURNEY_SQUARES, OPERATIONS, fit_plane, grid_lines, hidden_space
-from pipeline.models import build_model
-from pipeline.params import ModelSpec
-from pipeline.plots import FRAME_MS, LAST_FRAME_MS, edge_features, panel_windows, plot_variant
-from pipeline.squares import NOISE_FREE, Squares, generate_squares, step_mask
+from pipeline.pictures.hidden_space import (
+    JOURNEY_SQUARES,
+    OPERATIONS,
+    fit_plane,
+    grid_lines,
+    hidden_space,
+)
+from pipeline.pictures.plots import (
+    FRAME_MS,
+    LAST_FRAME_MS,
+    edge_features,
+    panel_windows,
+    plot_variant,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = {"rtol": 0, "atol": 1e-6}

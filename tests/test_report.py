@@ -11,10 +11,10 @@ import matplotlib
 import pytest
 from PIL import Image
 
-from pipeline.errors import InputError
-from pipeline.figures import description_of, picture_names, save_gif, save_png
-from pipeline.params import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.report import (
+from pipeline.library.errors import InputError
+from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
+from pipeline.pictures.canvas import description_of, picture_names, save_gif, save_png
+from pipeline.pictures.report import (
     INTRO,
     Scores,
     Variant,

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.split import part_sizes, stratified_split
+from pipeline.library.split import part_sizes, stratified_split
 
 labels_strategy = st.lists(st.integers(0, 1), min_size=1, max_size=400).map(np.array)
 fractions = st.tuples(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.squares import (
+from pipeline.library.squares import (
     CORNERS,
     NOISE_FREE,
     generate_squares,

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from params_editing import drop_key, set_key
 
-from pipeline.split import stratified_split
-from pipeline.squares import generate_squares, write_squares
+from pipeline.library.split import stratified_split
+from pipeline.library.squares import generate_squares, write_squares
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import stop_stage_servers
 
-from pipeline import tracking
+from pipeline.runtime import tracking
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def test_an_edited_module_is_run_by_a_new_server(workdir):
         "def run(context: Context) -> None:\n",
         "def run(context: Context) -> None:\n    raise InputError('the edited module ran')\n",
     )
-    module.write_text("from pipeline.errors import InputError\n" + edited)
+    module.write_text("from pipeline.library.errors import InputError\n" + edited)
     process = stage(workdir, "generate", "fixed", "data/raw/fixed.parquet")
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 1
@@ -201,7 +201,7 @@ def test_a_dead_server_is_replaced_and_an_idle_one_leaves(workdir):
 
 PRELOAD = """
 import os, threading
-from pipeline import stage_server
+from pipeline.runtime import server as stage_server
 stage_server.preload()
 os.environ["ATEN_CPU_CAPABILITY"] = "default"  # honoured only if no kernel ran yet
 import torch

@@ -20,7 +20,7 @@ import yaml
 from conftest import REPO, PipelineRepo, copy_of_this_repository
 from mlflow import MlflowClient
 
-from pipeline.sweep import (
+from pipeline.tools.sweep import (
     Experiment,
     SweepError,
     apply_overrides,
@@ -28,7 +28,7 @@ from pipeline.sweep import (
     load_sweep,
     stale_targets,
 )
-from pipeline.sweep_summary import Result, draw_accuracy, markdown_table, summarize
+from pipeline.tools.sweep_summary import Result, draw_accuracy, markdown_table, summarize
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 WORKFLOW = REPO / ".github" / "workflows" / "sweep.yml"
@@ -120,7 +120,7 @@ def test_the_picture_is_the_same_bytes_when_drawn_again(tmp_path):
     for path in (first, second):
         draw_accuracy(spreads, "datasets.fixed.noise", ["a", "b"], "A title", path)
     assert first.read_bytes() == second.read_bytes()
-    from pipeline.figures import description_of
+    from pipeline.pictures.canvas import description_of
 
     assert description_of(first).startswith("Test accuracy against datasets.fixed.noise")
 
@@ -321,7 +321,7 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     # Ctrl-C once an experiment runs (one worker: the other waits in the queue). The running
     # one ends, the queued one leaves the queue.
     sweep = subprocess.Popen(
-        ["python", "-m", "pipeline.sweep", "run", "sweeps/small.yaml", "-j", "1"],
+        ["python", "-m", "pipeline.tools.sweep", "run", "sweeps/small.yaml", "-j", "1"],
         cwd=repo.root, env=repo.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -408,7 +408,9 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     assert len(after) == count
 
     # A failing experiment is named, with its error; the others finish and are summed up.
-    failing = repo.run("python", "-m", "pipeline.sweep", "run", "sweeps/sizes.yaml", check=False)
+    failing = repo.run(
+        "python", "-m", "pipeline.tools.sweep", "run", "sweeps/sizes.yaml", check=False
+    )
     output = failing.stdout + failing.stderr
     assert failing.returncode == 1, output
     assert re.search(
@@ -511,7 +513,7 @@ def test_the_workflows_jobs_in_clones_give_the_summary_of_a_local_sweep(tmp_path
     run_job(gatherer, "summary", context, tmp_path / "summary.out")
 
     # The same sweep, run locally through the queue.
-    local.run("python", "-m", "pipeline.sweep", "run", str(sweep_file), "-j", "2")
+    local.run("python", "-m", "pipeline.tools.sweep", "run", str(sweep_file), "-j", "2")
     for name in ("accuracy.csv", "accuracy.png"):
         gathered = gatherer.root / "data" / "sweeps" / "pair" / name
         assert (
@@ -540,7 +542,7 @@ def test_queueing_waits_while_a_queue_worker_holds_dvcs_experiment_lock(sweep_re
         )
     )
     queueing = subprocess.Popen(
-        ["python", "-m", "pipeline.sweep", "run", "sweeps/sizes.yaml", "-j", "1"],
+        ["python", "-m", "pipeline.tools.sweep", "run", "sweeps/sizes.yaml", "-j", "1"],
         cwd=sweep_repo.root, env=sweep_repo.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip

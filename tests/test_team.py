@@ -76,7 +76,7 @@ def team():
     yield machine_a, machine_b
     machine_a.run("dvc", "queue", "stop", "--kill", check=False)
     for machine in (machine_b, machine_a):
-        machine.run("python", "-m", "pipeline.mlflow_server", "stop", check=False)
+        machine.run("python", "-m", "pipeline.tools.team_server", "stop", check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -134,11 +134,11 @@ def test_an_unreachable_postgresql_is_named_in_one_line_without_its_password(tmp
 
 
 def start_in(directory: Path, *options: str) -> subprocess.CompletedProcess:
-    """`python -m pipeline.mlflow_server start` of a copy of the package in `directory`,
+    """`python -m pipeline.tools.team_server start` of a copy of the package in `directory`,
     whose state is then `directory`/.mlflow-server."""
     shutil.copytree(REPO / "pipeline", directory / "pipeline")
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.mlflow_server", "start", *options],
+        [sys.executable, "-m", "pipeline.tools.team_server", "start", *options],
         cwd=directory, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -149,7 +149,7 @@ def start_server(machine_a: PipelineRepo) -> str:
     tracking_uri = f"http://127.0.0.1:{machine_a.env['MLFLOW_PORT']}"
     assert f"export MLFLOW_TRACKING_URI={tracking_uri}" in first
     assert server_pid(machine_a.run("make", "server").stdout) == server_pid(first)
-    status = machine_a.run("python", "-m", "pipeline.mlflow_server", "status").stdout
+    status = machine_a.run("python", "-m", "pipeline.tools.team_server", "status").stdout
     assert tracking_uri in status and server_pid(status) == server_pid(first)
     return tracking_uri
 
@@ -271,7 +271,7 @@ def stop_the_server_during_a_run(
     assert pipeline.returncode != 0, f"the pipeline completed without its server:\n{output}"
     assert time.monotonic() - stopped < STOPPED_SERVER_FAILS_WITHIN_S, output
     assert tracking_uri in output, output
-    status = machine_a.run("python", "-m", "pipeline.mlflow_server", "status", check=False)
+    status = machine_a.run("python", "-m", "pipeline.tools.team_server", "status", check=False)
     assert status.returncode == 3 and "not running" in status.stdout
 
     machine_a.run("make", "server")
@@ -289,7 +289,7 @@ def serve_a_postgresql_named_by_uri(
 ) -> None:
     """README step 1 with a PostgreSQL of one's own: B serves A's cluster, named by URI, and
     sees every run; stopping B's server leaves that PostgreSQL (and A's server) alone."""
-    server = ("python", "-m", "pipeline.mlflow_server")
+    server = ("python", "-m", "pipeline.tools.team_server")
     status = machine_a.run(*server, "status").stdout
     store = re.search(r"; store (\S+);", status).group(1)
     second_uri = f"http://127.0.0.1:{machine_b.env['MLFLOW_PORT']}"

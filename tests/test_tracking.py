@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import tracking
-from pipeline.errors import TrackingError
-from pipeline.files import md5_of, write_text
-from pipeline.models import build_model, save_checkpoint
-from pipeline.params import ModelSpec, load_params
-from pipeline.squares import generate_squares, write_squares
-from pipeline.stage import LoggedModel, Record
+from pipeline.library.errors import TrackingError
+from pipeline.library.files import md5_of, write_text
+from pipeline.library.models import build_model, save_checkpoint
+from pipeline.library.settings import ModelSpec
+from pipeline.library.squares import generate_squares, write_squares
+from pipeline.library.training import LabelledSequences, predict_proba
+from pipeline.runtime import tracking
+from pipeline.runtime.params import load_params
+from pipeline.runtime.stage import LoggedModel, Record
 from pipeline.stages import evaluate, generate, train
-from pipeline.training import LabelledSequences, predict_proba
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
@@ -363,7 +364,7 @@ def test_make_ui_serves_the_store_and_prints_the_link_to_its_runs(tmp_path, monk
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.tracking", "ui", str(port)],
+        [sys.executable, "-m", "pipeline.runtime.tracking", "ui", str(port)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,

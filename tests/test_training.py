@@ -5,10 +5,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.models import build_model
-from pipeline.params import ModelSpec
-from pipeline.squares import Squares, generate_squares
-from pipeline.training import (
+from pipeline.library.models import build_model
+from pipeline.library.settings import ModelSpec
+from pipeline.library.squares import Squares, generate_squares
+from pipeline.library.training import (
     EpochStats,
     LabelledSequences,
     draw_loader_seed,

@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.verify import accuracy_shortfalls, compare_outputs
+from pipeline.tools.verify import accuracy_shortfalls, compare_outputs
 
 FLOORS = {"default": 0.97, "variants": {"gru_shuffled": 0.0}}
 

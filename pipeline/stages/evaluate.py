@@ -2,13 +2,13 @@
 
 import math
 
-from pipeline.errors import InputError
-from pipeline.files import write_csv, write_json
-from pipeline.models import WEIGHTS_FILE, count_parameters, load_checkpoint
-from pipeline.squares import LABEL_NAMES, metric_key, read_squares
-from pipeline.stage import Arg, Context, Stage
+from pipeline.library.errors import InputError
+from pipeline.library.files import write_csv, write_json
+from pipeline.library.models import WEIGHTS_FILE, count_parameters, load_checkpoint
+from pipeline.library.squares import LABEL_NAMES, metric_key, read_squares
+from pipeline.library.training import LabelledSequences, evaluate, predict_proba
+from pipeline.runtime.stage import Arg, Context, Stage
 from pipeline.stages import MODEL, TEST
-from pipeline.training import LabelledSequences, evaluate, predict_proba
 
 STAGE = Stage(
     name="evaluate",

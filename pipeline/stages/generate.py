@@ -1,7 +1,7 @@
 """generate@<dataset>: draw a dataset of noisy squares and write it as Parquet."""
 
-from pipeline.squares import generate_squares, shuffle_points, write_squares
-from pipeline.stage import Arg, Context, Stage, require_memory
+from pipeline.library.squares import generate_squares, shuffle_points, write_squares
+from pipeline.runtime.stage import Arg, Context, Stage, require_memory
 
 STAGE = Stage(
     name="generate",

@@ -6,12 +6,12 @@ the hidden state (PNG and GIF). conv1d: its filters and edge features. Both: the
 loss and accuracy curves.
 """
 
-from pipeline.history import FILES as HISTORY_FILES
-from pipeline.history import read_history
-from pipeline.models import load_checkpoint
-from pipeline.plots import plot_variant
-from pipeline.squares import read_squares
-from pipeline.stage import Arg, Context, Stage
+from pipeline.library.history import FILES as HISTORY_FILES
+from pipeline.library.history import read_history
+from pipeline.library.models import load_checkpoint
+from pipeline.library.squares import read_squares
+from pipeline.pictures.plots import plot_variant
+from pipeline.runtime.stage import Arg, Context, Stage
 from pipeline.stages import MODEL, TEST
 
 STAGE = Stage(

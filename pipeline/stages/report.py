@@ -3,11 +3,18 @@
 import json
 from pathlib import Path
 
-from pipeline.errors import InputError
-from pipeline.files import write_text
-from pipeline.history import read_history, write_curves
-from pipeline.report import Scores, Variant, ablation_pairs, accuracy_bars, ranked, render_report
-from pipeline.stage import Arg, Context, Stage
+from pipeline.library.errors import InputError
+from pipeline.library.files import write_text
+from pipeline.library.history import read_history, write_curves
+from pipeline.pictures.report import (
+    Scores,
+    Variant,
+    ablation_pairs,
+    accuracy_bars,
+    ranked,
+    render_report,
+)
+from pipeline.runtime.stage import Arg, Context, Stage
 
 STAGE = Stage(
     name="report",

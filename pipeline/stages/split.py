@@ -1,9 +1,9 @@
 """split@<dataset>: cut a dataset into stratified train, validation and test files."""
 
-from pipeline.errors import DatasetError
-from pipeline.split import PARTS, stratified_split
-from pipeline.squares import read_squares, write_squares
-from pipeline.stage import Arg, Context, Stage, require_memory
+from pipeline.library.errors import DatasetError
+from pipeline.library.split import PARTS, stratified_split
+from pipeline.library.squares import read_squares, write_squares
+from pipeline.runtime.stage import Arg, Context, Stage, require_memory
 
 STAGE = Stage(
     name="split",

@@ -2,13 +2,18 @@
 
 from dataclasses import asdict
 
-from pipeline.errors import ParamsError
-from pipeline.history import FILES as HISTORY_FILES
-from pipeline.history import History, write_history
-from pipeline.models import CONFIG_FILE, WEIGHTS_FILE, build_model, save_checkpoint
-from pipeline.squares import count_rows, read_squares
-from pipeline.stage import Arg, Context, LoggedModel, Stage, require_memory
-from pipeline.training import LabelledSequences, TrainingDivergedError, resolve_device, train
+from pipeline.library.errors import ParamsError
+from pipeline.library.history import FILES as HISTORY_FILES
+from pipeline.library.history import History, write_history
+from pipeline.library.models import CONFIG_FILE, WEIGHTS_FILE, build_model, save_checkpoint
+from pipeline.library.squares import count_rows, read_squares
+from pipeline.library.training import (
+    LabelledSequences,
+    TrainingDivergedError,
+    resolve_device,
+    train,
+)
+from pipeline.runtime.stage import Arg, Context, LoggedModel, Stage, require_memory
 
 STAGE = Stage(
     name="train",

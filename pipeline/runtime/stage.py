@@ -31,9 +31,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pipeline import numerics
-from pipeline.errors import InputError, ParamsError, PipelineError
-from pipeline.params import DatasetParams, ModelParams, ModelSpec, Params
+from pipeline.library import numerics
+from pipeline.library.errors import InputError, ParamsError, PipelineError
+from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec
+from pipeline.runtime.params import Params
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A signal whose exception was swallowed (Python ignores exceptions raised in __del__ and
@@ -382,7 +383,7 @@ def execute(
         if check is not None:
             check(context)
 
-        from pipeline import tracking  # MLflow: imported once the stage is sure to run
+        from pipeline.runtime import tracking  # MLflow: imported once the stage is sure to run
 
         with gate.held():
             run = tracking.StageRun.start(

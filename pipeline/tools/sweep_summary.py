@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from pipeline.figures import panel_figure, render, save_png, style
-from pipeline.files import write_csv, write_text
+from pipeline.library.files import write_csv, write_text
+from pipeline.pictures.canvas import panel_figure, render, save_png, style
 
 #: One marker per line, so the picture also reads in grey.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")

@@ -10,7 +10,7 @@ edge features they compute. Both get their loss curves.
 
 Every picture names its variant in its title and carries a description of what it shows (the
 report's alt text); pictures are byte-for-byte reproducible and their text is at least 10 px
-at 1:1 (see `pipeline.figures`). The numbers come from `pipeline.journey`; this module draws.
+at 1:1 (see `pipeline.pictures.canvas`). The numbers come from `pipeline.pictures.hidden_space`; this module draws.
 """
 
 from collections.abc import Iterator, Sequence
@@ -30,8 +30,12 @@ from matplotlib.transforms import Bbox
 from PIL import Image
 from torch import nn
 
-from pipeline.cells import CellWeights
-from pipeline.figures import (
+from pipeline.library.cells import CellWeights
+from pipeline.library.history import History
+from pipeline.library.models import ConvClassifier, RecurrentClassifier
+from pipeline.library.settings import ModelSpec
+from pipeline.library.squares import CORNER_NAMES, LABEL_NAMES, Squares, corner_order
+from pipeline.pictures.canvas import (
     MATH_SIZE,
     TITLE_SIZE,
     drawn_image,
@@ -45,8 +49,7 @@ from pipeline.figures import (
     text_lines_height,
     wrap,
 )
-from pipeline.history import History
-from pipeline.journey import (
+from pipeline.pictures.hidden_space import (
     CLOCKWISE_FROM_A,
     INPUT_BLOCKS,
     HiddenSpace,
@@ -57,9 +60,6 @@ from pipeline.journey import (
     hidden_space,
     transformed_corners,
 )
-from pipeline.models import ConvClassifier, RecurrentClassifier
-from pipeline.params import ModelSpec
-from pipeline.squares import CORNER_NAMES, LABEL_NAMES, Squares, corner_order
 
 #: One colour per label, the same in every figure: index = label (see LABEL_NAMES).
 LABEL_COLOURS = ("#1f77b4", "#d62728")

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.files import write_csv
+from pipeline.library.errors import InputError
+from pipeline.library.files import write_csv
 
 FILES = ("loss.csv", "accuracy.csv")
 COLUMNS = ("epoch", "train", "val")

@@ -39,10 +39,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from pipeline import numerics
-from pipeline.params import Params, params_from_values
+from pipeline.library import numerics
+from pipeline.runtime.params import Params, params_from_values
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "split", "train", "evaluate", "plot", "report")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEFAULT_IDLE_S = 600
@@ -73,7 +73,7 @@ def enabled() -> bool:
 
 def run_here(argv: list[str], params: Params) -> int:
     """Run stage `argv` in this process: pin the CPU kernels, import the stage, execute it."""
-    from pipeline.stage import SignalGate, execute
+    from pipeline.runtime.stage import SignalGate, execute
 
     numerics.pin(params.cpu_capability)
     module = importlib.import_module(f"pipeline.stages.{argv[0]}")
@@ -259,7 +259,7 @@ def _start_server(path: Path, log: Path, capability: str) -> None:
     environment["PYTHONPATH"] = str(PACKAGE_DIR.parent)
     with log.open("ab") as log_file, _unavailable_on(OSError, "cannot start a stage server"):
         subprocess.Popen(
-            [sys.executable, "-m", "pipeline.stage_server", str(path), str(ready_write)],
+            [sys.executable, "-m", "pipeline.runtime.server", str(path), str(ready_write)],
             cwd="/",
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -294,8 +294,8 @@ def preload() -> None:
         except Exception:
             traceback.print_exc()
     for module in (
-        "pipeline.tracking",
-        "pipeline.mlflow_model",
+        "pipeline.runtime.tracking",
+        "pipeline.runtime.logged_model",
         "torch._dynamo",  # torch.optim imports it on the first optimizer: 2 s
         "mlflow.pyfunc",
         "mlflow.models.signature",
@@ -412,7 +412,7 @@ def _still_ours(path: Path, inode: int) -> bool:
 
 def _serve_stage(connection: socket.socket) -> None:
     """In the forked child: become the client's stage process, run the stage, report, exit."""
-    from pipeline.stage import Interrupted, SignalGate, execute
+    from pipeline.runtime.stage import Interrupted, SignalGate, execute
 
     status = 1
     finished = threading.Event()

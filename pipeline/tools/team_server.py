@@ -1,4 +1,4 @@
-"""A shared MLflow server on PostgreSQL: `python -m pipeline.mlflow_server start|stop|status`.
+"""A shared MLflow server on PostgreSQL: `python -m pipeline.tools.team_server start|stop|status`.
 
 `make server` starts `mlflow server` on 127.0.0.1 (port MLFLOW_PORT, default 5000) with
 artifacts proxied through it (`mlflow-artifacts:/`, stored in .mlflow-server/artifacts, or
@@ -33,9 +33,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from pipeline.files import write_json
+from pipeline.library.files import write_json
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 STATE_DIR = REPOSITORY / ".mlflow-server"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -398,7 +398,9 @@ def stop() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.mlflow_server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.tools.team_server", description=__doc__
+    )
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument(
         "--backend-store-uri",

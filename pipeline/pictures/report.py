@@ -5,7 +5,7 @@ made them, so it costs little and reruns whenever any variant changes. It holds 
 times: every DVC-tracked output must be byte-identical across reruns. Each result says which
 data it came from (squares, noise, split), so reports of a sweep differ where their data do.
 Every picture is embedded at its own pixel size, where its text is at least 10 px (see
-`pipeline.figures`), with the description it carries as its alt text: no scripts, nothing
+`pipeline.pictures.canvas`), with the description it carries as its alt text: no scripts, nothing
 fetched.
 """
 
@@ -18,10 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.errors import InputError
-from pipeline.figures import description_of, panel_figure, picture_names, render, save_png, style
-from pipeline.params import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.squares import LABEL_NAMES, metric_key
+from pipeline.library.errors import InputError
+from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
+from pipeline.library.squares import LABEL_NAMES, metric_key
+from pipeline.pictures.canvas import (
+    description_of,
+    panel_figure,
+    picture_names,
+    render,
+    save_png,
+    style,
+)
 
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
 #: The accuracy the chapter's models reach; the bar chart marks it.

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.squares import Squares
+from pipeline.library.squares import Squares
 
 
 @dataclass(frozen=True)

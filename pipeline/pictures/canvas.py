@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image, PngImagePlugin
 
-from pipeline.errors import InputError
-from pipeline.files import atomic_output
-from pipeline.params import ModelSpec
+from pipeline.library.errors import InputError
+from pipeline.library.files import atomic_output
+from pipeline.library.settings import ModelSpec
 
 DPI = 100
 #: The smallest text a picture may hold, in pixels at 1:1 (font size in points * DPI / 72).

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from pipeline.errors import InputError
-from pipeline.files import atomic_output, write_json
-from pipeline.params import N_FEATURES, SEQUENCE_LENGTH, ModelSpec, SpecError
+from pipeline.library.errors import InputError
+from pipeline.library.files import atomic_output, write_json
+from pipeline.library.settings import N_FEATURES, SEQUENCE_LENGTH, ModelSpec, SpecError
 
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

@@ -20,8 +20,8 @@ start together on a fresh store cannot break it; a copied or moved repository re
 the store's artifact locations to its own `mlruns/`. MLFLOW_TRACKING_URI and
 MLFLOW_EXPERIMENT_NAME override the store and the experiment (default `square-sequences`).
 
-A sweep's summary (pipeline/sweep.py) is one more run, `sweep@<name>`, the parent of its
-experiments' runs. `python -m pipeline.tracking ui` opens this store in MLflow's UI.
+A sweep's summary (pipeline/tools/sweep.py) is one more run, `sweep@<name>`, the parent of its
+experiments' runs. `python -m pipeline.runtime.tracking ui` opens this store in MLflow's UI.
 """
 
 import fcntl
@@ -46,10 +46,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pipeline.errors import TrackingError
-from pipeline.files import md5_of
-from pipeline.params import Params
-from pipeline.stage import Record, Stage, process_exists
+from pipeline.library.errors import TrackingError
+from pipeline.library.files import md5_of
+from pipeline.runtime.params import Params
+from pipeline.runtime.stage import Record, Stage, process_exists
 
 #: Set before MLflow talks to anyone: no usage reports from a machine that may be offline,
 #: and bounded retries and timeouts, so an unreachable server fails a stage in seconds.
@@ -218,7 +218,7 @@ class StageRun:
         """The checkpoint as a pyfunc model: signature, one input example, what made it."""
         import pyarrow.parquet as pq
 
-        from pipeline.mlflow_model import load_model_dir
+        from pipeline.runtime.logged_model import load_model_dir
 
         model = record.model
         example = pq.read_table(model.example_file).slice(0, 1).to_pandas()
@@ -235,7 +235,7 @@ class StageRun:
     def _log_pyfunc(self, model: Any, directory: Path, example: Any, signature: Any) -> None:
         info = mlflow.pyfunc.log_model(
             name=model.name,
-            loader_module="pipeline.mlflow_model",
+            loader_module="pipeline.runtime.logged_model",
             data_path=str(directory),
             code_paths=[str(self.package_dir)],
             pip_requirements=[
@@ -570,7 +570,7 @@ def client(uri: str | None = None) -> mlflow.MlflowClient:
 
 
 # ---------------------------------------------------------------------------
-# Sweeps (pipeline/sweep.py): a sweep's summary as one run, its experiments' runs as children.
+# Sweeps (pipeline/tools/sweep.py): a sweep's summary as one run, its experiments' runs as children.
 
 
 def log_sweep(
@@ -642,10 +642,10 @@ def _experiment_runs(
 
 
 def main(argv: list[str]) -> int:
-    """`python -m pipeline.tracking ui [port]` (`make ui`): MLflow's UI on this repository's
+    """`python -m pipeline.runtime.tracking ui [port]` (`make ui`): MLflow's UI on this repository's
     store, opened as stages open it, with the link that lands on the experiment's runs."""
     if not argv or argv[0] != "ui":
-        print("usage: python -m pipeline.tracking ui [port]", file=sys.stderr)
+        print("usage: python -m pipeline.runtime.tracking ui [port]", file=sys.stderr)
         return 2
     port = argv[1] if len(argv) > 1 else "5000"
     uri = tracking_uri()

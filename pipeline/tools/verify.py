@@ -1,7 +1,7 @@
 """Prove the published results: rerun from scratch and compare, check accuracy floors.
 
-    python -m pipeline.verify rerun     # `make verify`
-    python -m pipeline.verify accuracy  # the weekly reproduction's accuracy gate
+    python -m pipeline.tools.verify rerun     # `make verify`
+    python -m pipeline.tools.verify accuracy  # the weekly reproduction's accuracy gate
 
 `rerun` clones the repository's committed state into a temporary directory,
 runs the whole pipeline there from nothing (no DVC cache, no outputs) and fails,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.params import load_params
+from pipeline.runtime.params import load_params
 
 FLOORS_FILE = Path(".ci/accuracy_floors.yaml")
 
@@ -81,7 +81,7 @@ def accuracy_shortfalls(metrics_dir: Path, models: list[str], floors: dict) -> l
 
 def main(argv: list[str]) -> int:
     """Run a check; print each problem on its own line; exit status 1 if there is any."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.verify", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.verify", description=__doc__)
     parser.add_argument("check", choices=("rerun", "accuracy"))
     args = parser.parse_args(argv)
     if args.check == "rerun":

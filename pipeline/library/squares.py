@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import DatasetError
-from pipeline.files import atomic_output
+from pipeline.library.errors import DatasetError
+from pipeline.library.files import atomic_output
 
 #: The corners A, B, C, D of the noise-free square, in clockwise order.
 CORNERS = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]])

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from pipeline.squares import Squares
+from pipeline.library.squares import Squares
 
 
 def generate_sequences(

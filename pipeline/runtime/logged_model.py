@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 from torch import nn
 
-from pipeline.models import load_checkpoint
-from pipeline.squares import SCHEMA, from_table
-from pipeline.training import LabelledSequences, predict_proba
+from pipeline.library.models import load_checkpoint
+from pipeline.library.squares import SCHEMA, from_table
+from pipeline.library.training import LabelledSequences, predict_proba
 
 
 class SquareClassifier:

@@ -5,7 +5,7 @@ sequences' hidden states lie after each step, where the classifier's decision bo
 through that space, and how each operation of a cell moves the whole hidden plane (the
 "journey" of a hidden state) while it reads the clockwise square A, B, C, D and its
 counter-clockwise counterpart A, D, C, B, up to where the classifier reads it. Everything is
-recomputed from the trained weights with the from-scratch cells of `pipeline.cells`, so every
+recomputed from the trained weights with the from-scratch cells of `pipeline.library.cells`, so every
 intermediate is available. A hidden space of more than two dimensions is drawn in a plane:
 for the decision boundary, the plane of the classifier's direction and the states' main
 spread across it (so the boundary stays exact); for a journey, the plane of the states'
@@ -19,10 +19,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.cells import CellWeights, GRUStep, LSTMStep, RNNStep, gru_step, lstm_step, rnn_step
-from pipeline.cells import unroll as unroll_cell
-from pipeline.models import RecurrentClassifier
-from pipeline.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
+from pipeline.library.cells import (
+    CellWeights,
+    GRUStep,
+    LSTMStep,
+    RNNStep,
+    gru_step,
+    lstm_step,
+    rnn_step,
+)
+from pipeline.library.cells import unroll as unroll_cell
+from pipeline.library.models import RecurrentClassifier
+from pipeline.library.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
 
 Step = RNNStep | GRUStep | LSTMStep
 

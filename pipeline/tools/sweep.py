@@ -7,11 +7,11 @@ the fixed settings, and its targets are `evaluate@<variant>` (no plots, no repor
 decides the rest: which experiments exist and with which params (`dvc exp show --json`),
 what runs (its queue), what is restored instead of run (its run cache).
 
-    python -m pipeline.sweep run SWEEP [-j N]     queue what is missing, run it, wait, summarize
-    python -m pipeline.sweep summary SWEEP        the summary of the experiments DVC holds
-    python -m pipeline.sweep matrix SWEEP         the experiments' names, as a JSON list
-    python -m pipeline.sweep run-one SWEEP NAME   one experiment, in this workspace
-    python -m pipeline.sweep pull SWEEP REMOTE    the sweep's experiments found on a git remote
+    python -m pipeline.tools.sweep run SWEEP [-j N]     queue what is missing, run it, wait, summarize
+    python -m pipeline.tools.sweep summary SWEEP        the summary of the experiments DVC holds
+    python -m pipeline.tools.sweep matrix SWEEP         the experiments' names, as a JSON list
+    python -m pipeline.tools.sweep run-one SWEEP NAME   one experiment, in this workspace
+    python -m pipeline.tools.sweep pull SWEEP REMOTE    the sweep's experiments found on a git remote
 
 The summary goes to data/sweeps/<sweep>/ (not a DVC output: no stage may read it) and to
 MLflow as one run, `sweep@<sweep>`, whose children are the runs of its experiments.
@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ParamsError, PipelineError
-from pipeline.params import params_from_values, read_yaml
+from pipeline.library.errors import ParamsError, PipelineError
+from pipeline.runtime.params import params_from_values, read_yaml
 
 SUMMARY_ROOT = Path("data/sweeps")
 #: Where evaluate@<variant> writes its metrics (dvc.yaml), and the one the summary reads.
@@ -125,7 +125,7 @@ class Sweep:
                 return point
         raise SweepError(
             f"{self.source}: no experiment {name!r} in this sweep "
-            f"(python -m pipeline.sweep matrix {self.source} lists them)"
+            f"(python -m pipeline.tools.sweep matrix {self.source} lists them)"
         )
 
     def definition(self) -> dict[str, Any]:
@@ -744,7 +744,8 @@ def _elapsed(started: float) -> str:
 def summary(sweep: Sweep, params: dict[str, Any]) -> int:
     """Write data/sweeps/<sweep>/ from the experiments DVC holds, and log it to MLflow; exit
     status 1 if a point of the sweep is not in it."""
-    from pipeline import sweep_summary, tracking  # matplotlib, MLflow: only when summarizing
+    from pipeline.runtime import tracking  # matplotlib, MLflow: only when summarizing
+    from pipeline.tools import sweep_summary
 
     baseline, experiments = read_experiments()
     states = classify(sweep, params, experiments)
@@ -816,7 +817,7 @@ def _page_intro(sweep: Sweep, baseline: str, revs: dict[str, str], seeds: str) -
     return (
         f"{len(revs)} of {len(sweep.points)} experiments ({len(sweep.values)} values x {seeds}) "
         f"of `{sweep.source}`, on commit `{baseline[:7]}`, as `dvc exp show --json` reports "
-        f"them; written by `python -m pipeline.sweep summary {sweep.source}`.\n\n"
+        f"them; written by `python -m pipeline.tools.sweep summary {sweep.source}`.\n\n"
         f"![Test accuracy against {sweep.param}](accuracy.png)\n"
     )
 
@@ -882,7 +883,7 @@ def pull(sweep: Sweep, remote: str) -> int:
 def main(argv: list[str]) -> int:
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.sweep", description=__doc__.split("\n")[0]
+        prog="python -m pipeline.tools.sweep", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for command, help_text in (
