@@ -47,7 +47,7 @@ format: setup
 	ruff format .
 
 ui: setup
-	python -m pipeline.runtime.tracking ui 5000
+	python -m pipeline.tools.ui 5000
 
 stop: setup
 	python -m pipeline.runtime.server stop

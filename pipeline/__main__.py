@@ -4,42 +4,34 @@ dvc.yaml calls this for every stage; it runs by hand the same way. A user's mist
 (bad params, a bad input file, an unreachable tracking server) ends with one line on
 stderr and exit status 1; Ctrl-C, SIGTERM and SIGHUP end the stage as interrupted
 (its MLflow run KILLED, no output changed), status 128 + the signal's number.
-params.yaml is read and checked here, once, before anything heavy is imported.
+This is the top of the layout: it names the stages (pipeline/stages/) and hands them to
+the runtime (pipeline/runtime/client.py), which never names them itself.
 """
 
 import signal
 import sys
+from pathlib import Path
 
 # Until a stage exists, a signal just ends this process (no traceback from an import).
 for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(_signum, lambda signum, _frame: sys.exit(128 + signum))
 
-from pipeline.library.errors import PipelineError  # noqa: E402
-from pipeline.runtime import server as stage_server  # noqa: E402 - after the handlers above
-from pipeline.runtime.params import load_params  # noqa: E402
+#: Every stage, by the name dvc.yaml calls it, and its module.
+STAGES = {
+    name: f"pipeline.stages.{name}"
+    for name in ("generate", "split", "train", "evaluate", "plot", "report")
+}
 
 
 def main(argv: list[str]) -> int:
-    """Check params.yaml, then run the stage in a warm process (or this one)."""
-    client = stage_server.Client()
-    for signum in stage_server.FORWARDED_SIGNALS:
-        signal.signal(signum, client.on_signal)
-    if not argv or argv[0] not in stage_server.STAGES:
-        print(f"usage: python -m pipeline {{{','.join(stage_server.STAGES)}}} ...", file=sys.stderr)
-        return 2
-    try:
-        params = load_params()
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if stage_server.enabled():
-        try:
-            return stage_server.run_in_server(argv, params, client)
-        except stage_server.ServerUnavailableError as reason:
-            print(f"note: running {argv[0]} in this process: {reason}", file=sys.stderr)
-    for signum in stage_server.FORWARDED_SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
-    return stage_server.run_here(argv, params)
+    """Run a stage; with `--serve SOCKET FD`, be a warm process for stages instead."""
+    if argv[:1] == ["--serve"]:
+        from pipeline.runtime import server
+
+        return server.serve(Path(argv[1]), int(argv[2]), list(STAGES.values()))
+    from pipeline.runtime import client
+
+    return client.main(argv, STAGES)
 
 
 if __name__ == "__main__":

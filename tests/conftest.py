@@ -6,11 +6,15 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from pipeline.runtime.client import try_connect
 
 REPO = Path(__file__).resolve().parents[1]
 _experiment_numbers = itertools.count()
@@ -31,10 +35,16 @@ def stage_servers(tmp_path_factory):
 
 
 def stop_stage_servers(directory: Path) -> None:
-    """SIGTERM every stage server whose pid file lies under `directory`."""
-    for pid_file in directory.glob("*/*.pid"):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    """SIGTERM every warm process listening on a socket under `directory` (the process that
+    holds a socket is the one the kernel names, SO_PEERCRED, not one a file claims)."""
+    for path in directory.rglob("*.sock"):
+        connection = try_connect(path)
+        if connection is None:
+            continue
+        with connection:
+            credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(struct.unpack("3i", credentials)[0], signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

@@ -132,9 +132,9 @@ SELECTIVE_RERUNS = {
     ),
     "gru seed": (change("models.gru.seed", 7), GRU_STAGES, GRU_STAGES),
     "figures module": (thicken_the_axes, PICTURE_STAGES, PICTURE_STAGES),
-    "tracking module": (edit("pipeline/runtime/tracking.py"), set(), set()),
+    "tracking module": (edit("pipeline/runtime/tracking/run.py"), set(), set()),
     "stage runtime": (edit("pipeline/runtime/stage.py"), set(), set()),
-    "stage server": (edit("pipeline/runtime/server.py"), set(), set()),
+    "warm processes": (edit("pipeline/runtime/server.py"), set(), set()),
     "nothing": (lambda _repo: None, set(), set()),
 }
 

@@ -385,7 +385,7 @@ def package(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     # What a stage server imports first: a tree caught mid-edit fails here, once, clearly.
-    preload = "from pipeline.runtime import server; server.preload()"
+    preload = "from pipeline.__main__ import STAGES; from pipeline.runtime import server; server.preload(list(STAGES.values()))"
     result = subprocess.run(
         [sys.executable, "-c", preload], cwd=root, capture_output=True, text=True
     )

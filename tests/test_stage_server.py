@@ -4,6 +4,8 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import yaml
 from conftest import stop_stage_servers
 
 from pipeline.runtime import tracking
+from pipeline.runtime.client import try_connect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +67,13 @@ def finished(process: subprocess.Popen) -> int:
 
 def servers(workdir: Path) -> list[Path]:
     return sorted((workdir / "servers").glob("*/*.sock"))
+
+
+def server_pid(socket_file: Path) -> int:
+    """The process listening on a socket, as the kernel names it (SO_PEERCRED)."""
+    with try_connect(socket_file) as connection:
+        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return struct.unpack("3i", credentials)[0]
 
 
 def md5(path: Path) -> str:
@@ -190,19 +200,19 @@ def test_a_client_killed_outright_stops_its_stage_and_its_run_is_not_left_runnin
 @pytest.mark.slow
 def test_a_dead_server_is_replaced_and_an_idle_one_leaves(workdir):
     finished(stage(workdir, "generate", "fixed", "a.parquet"))
-    [pid_file] = (workdir / "servers").glob("*/*.pid")
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)  # its socket file stays behind
+    [socket_file] = servers(workdir)
+    os.kill(server_pid(socket_file), signal.SIGKILL)  # its socket file stays behind
     finished(stage(workdir, "generate", "fixed", "b.parquet", PIPELINE_STAGE_SERVER_IDLE_S="1"))
     # Idle for a second, the new server leaves and tidies up, the dead one's socket included.
     # (It may be gone already: on one busy core a second passes quickly.)
     wait_for(lambda: not servers(workdir))
-    assert not list((workdir / "servers").glob("*/*.pid"))
 
 
 PRELOAD = """
 import os, threading
-from pipeline.runtime import server as stage_server
-stage_server.preload()
+from pipeline.__main__ import STAGES
+from pipeline.runtime import server
+server.preload(list(STAGES.values()))
 os.environ["ATEN_CPU_CAPABILITY"] = "default"  # honoured only if no kernel ran yet
 import torch
 print(threading.active_count(), torch.backends.cpu.get_cpu_capability())

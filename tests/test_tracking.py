@@ -1,5 +1,6 @@
 """Tracking: one MLflow run per stage execution, in a real SQLite store."""
 
+import os
 import shutil
 import socket
 import sqlite3
@@ -19,9 +20,9 @@ from pipeline.library.models import build_model, save_checkpoint
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import generate_squares, write_squares
 from pipeline.library.training import LabelledSequences, predict_proba
-from pipeline.runtime import tracking
+from pipeline.runtime import host, store, tracking
 from pipeline.runtime.params import load_params
-from pipeline.runtime.stage import LoggedModel, Record
+from pipeline.runtime.record import LoggedModel, OutputFile, Record, describe_run
 from pipeline.stages import evaluate, generate, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,17 +35,8 @@ def runs_of(client, experiment: str):
 
 
 def start(stage, name: str | None, inputs=()) -> tracking.StageRun:
-    return tracking.StageRun.start(
-        stage=stage,
-        name=name,
-        params=PARAMS,
-        inputs=[Path(path) for path in inputs],
-        package_dir=REPO / "pipeline",
-    )
-
-
-def same(path: Path) -> Path:
-    return path
+    described = describe_run(stage, name, PARAMS, [Path(path) for path in inputs])
+    return tracking.StageRun.start(described, REPO / "pipeline")
 
 
 def test_a_run_records_shared_params_dvc_params_tags_datasets_and_aligned_artifacts(mlflow_store):
@@ -57,8 +49,11 @@ def test_a_run_records_shared_params_dvc_params_tags_datasets_and_aligned_artifa
     record.dataset(Path("split/train.parquet"), "training")
     run.record(
         record,
-        [(Path(".weights.staged-1.pt"), Path("models/gru/weights.pt"), "model/weights.pt")],
-        same,
+        [
+            OutputFile(
+                Path(".weights.staged-1.pt"), Path("models/gru/weights.pt"), "model/weights.pt"
+            )
+        ],
     )
     run.end("FINISHED")
 
@@ -115,7 +110,7 @@ def test_paths_with_characters_mlflow_refuses_in_keys_are_still_tagged(mlflow_st
     client, experiment = mlflow_store
     write_text("out@v1+x.txt", "x\n")
     run = start(generate.STAGE, "fixed")
-    run.record(Record(), [(Path("out@v1+x.txt"), Path("out@v1+x.txt"), "raw.txt")], same)
+    run.record(Record(), [OutputFile(Path("out@v1+x.txt"), Path("out@v1+x.txt"), "raw.txt")])
     run.end("FINISHED")
     [logged] = runs_of(client, experiment)
     assert logged.data.tags["output/out_v1_x.txt"] == md5_of("out@v1+x.txt")
@@ -123,10 +118,10 @@ def test_paths_with_characters_mlflow_refuses_in_keys_are_still_tagged(mlflow_st
 
 def test_outputs_above_the_limit_are_logged_as_references(mlflow_store, monkeypatch):
     client, experiment = mlflow_store
-    monkeypatch.setattr(tracking, "ARTIFACT_LIMIT_BYTES", 4)
+    monkeypatch.setattr(tracking.run, "ARTIFACT_LIMIT_BYTES", 4)
     write_text("big.txt", "more than four bytes\n")
     run = start(generate.STAGE, "fixed")
-    run.record(Record(), [(Path("big.txt"), Path("data/big.txt"), "raw.txt")], same)
+    run.record(Record(), [OutputFile(Path("big.txt"), Path("data/big.txt"), "raw.txt")])
     run.end("FINISHED")
     [logged] = runs_of(client, experiment)
     references = mlflow.artifacts.load_dict(f"runs:/{logged.info.run_id}/references.json")
@@ -139,7 +134,7 @@ def test_history_is_logged_one_step_per_epoch(mlflow_store):
     client, experiment = mlflow_store
     run = start(train.STAGE, "gru")
     record = Record(history=[{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}])
-    run.record(record, [], same)
+    run.record(record, [])
     run.end("FINISHED")
     [logged] = runs_of(client, experiment)
     history = client.get_metric_history(logged.info.run_id, "train_loss")
@@ -161,7 +156,7 @@ def logged_model(mlflow_store, tmp_path):
         model=LoggedModel("lstm_packed", tmp_path / "model", settings, tmp_path / "test.parquet")
     )
     weights = tmp_path / "model/weights.pt"
-    run.record(record, [(weights, weights, "model/weights.pt")], same)
+    run.record(record, [OutputFile(weights, weights, "model/weights.pt")])
     run.end("FINISHED")
     return client, experiment, run, model, squares, tmp_path
 
@@ -198,7 +193,7 @@ def test_test_metrics_are_linked_to_the_model_scored_and_the_test_dataset(logged
         metrics_dataset=tmp_path / "test.parquet",
         scored_model=tmp_path / "model/weights.pt",
     )
-    run.record(record, [], same)
+    run.record(record, [])
     run.end("FINISHED")
     evaluation = client.get_run(run.run_id)
     model_id = client.get_run(training_run.run_id).data.tags["model_id"]
@@ -222,7 +217,7 @@ def test_a_copied_or_moved_store_logs_artifacts_beside_itself(tmp_path, monkeypa
     monkeypatch.chdir(original)
     write_text("raw.txt", "a\n")
     first = start(generate.STAGE, "fixed")
-    first.record(Record(), [(Path("raw.txt"), Path("raw.txt"), "raw.txt")], same)
+    first.record(Record(), [OutputFile(Path("raw.txt"), Path("raw.txt"), "raw.txt")])
     first.end("FINISHED")
     before = sorted((original / "mlruns").rglob("*"))
 
@@ -231,13 +226,13 @@ def test_a_copied_or_moved_store_logs_artifacts_beside_itself(tmp_path, monkeypa
     monkeypatch.setenv("DVC_ROOT", str(copy))
     monkeypatch.chdir(copy)
     second = start(generate.STAGE, "fixed")
-    second.record(Record(), [(Path("raw.txt"), Path("raw.txt"), "raw.txt")], same)
+    second.record(Record(), [OutputFile(Path("raw.txt"), Path("raw.txt"), "raw.txt")])
     second.end("FINISHED")
 
     assert sorted((original / "mlruns").rglob("*")) == before  # the original got nothing
     client = mlflow.MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     for run_id in (first.run_id, second.run_id):  # old and new runs: artifacts in the copy
-        assert client.get_run(run_id).info.artifact_uri.startswith((copy / "mlruns").as_uri())
+        assert client.get_run(run_id).info.artifact_uri.startswith(str(copy / "mlruns"))
         assert [item.path for item in client.list_artifacts(run_id)] == [
             "dvc_params.json",
             "raw.txt",
@@ -326,9 +321,9 @@ def test_default_store_is_the_dvc_root_database(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo"))
     monkeypatch.chdir(tmp_path)
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
+    assert store.tracking_uri() == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
     monkeypatch.delenv("DVC_ROOT")
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert store.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_a_run_abandoned_by_a_killed_process_is_marked_killed_by_the_next_run(mlflow_store):
@@ -337,16 +332,34 @@ def test_a_run_abandoned_by_a_killed_process_is_marked_killed_by_the_next_run(ml
     finished.wait()  # its pid now belongs to no process, like a SIGKILLed stage's
     start(generate.STAGE, "variable").end("FINISHED")  # creates the experiment
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    host = socket.gethostname()
-    abandoned = client.create_run(
-        experiment_id, tags={"dvc.stage": "generate@fixed", "host": host, "pid": str(finished.pid)}
-    )
-    other_stage = client.create_run(
-        experiment_id, tags={"dvc.stage": "generate@variable", "host": host, "pid": "1"}
-    )
+    here = host.place()
+    alive = {"pid": str(os.getpid()), "pid.started": host.started()}
+    runs = {
+        "gone": {"dvc.stage": "generate@fixed", **here, "pid": str(finished.pid)},
+        # Our own pid, but another process's start time: the pid was reused.
+        "reused pid": {"dvc.stage": "generate@fixed", **here, **alive, "pid.started": "1"},
+        "alive": {"dvc.stage": "generate@fixed", **here, **alive},
+        "another stage": {"dvc.stage": "generate@variable", **here, "pid": str(finished.pid)},
+        # The same host name, another PID namespace: its pid says nothing here.
+        "another namespace": {
+            "dvc.stage": "generate@fixed",
+            **here,
+            "host.pid_namespace": "pid:[1]",
+            "pid": str(finished.pid),
+        },
+    }
+    ids = {
+        what: client.create_run(experiment_id, tags=tags).info.run_id for what, tags in runs.items()
+    }
     start(generate.STAGE, "fixed").end("FINISHED")
-    assert client.get_run(abandoned.info.run_id).info.status == "KILLED"
-    assert client.get_run(other_stage.info.run_id).info.status == "RUNNING"
+    statuses = {what: client.get_run(run_id).info.status for what, run_id in ids.items()}
+    assert statuses == {
+        "gone": "KILLED",
+        "reused pid": "KILLED",
+        "alive": "RUNNING",
+        "another stage": "RUNNING",
+        "another namespace": "RUNNING",
+    }
 
 
 @pytest.mark.slow
@@ -364,7 +377,7 @@ def test_make_ui_serves_the_store_and_prints_the_link_to_its_runs(tmp_path, monk
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.runtime.tracking", "ui", str(port)],
+        [sys.executable, "-m", "pipeline.tools.ui", str(port)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,

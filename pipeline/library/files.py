@@ -60,3 +60,16 @@ def write_csv(path: Path | str, columns: Sequence[str], rows: Iterable[Sequence[
         for row in rows
     ]
     write_text(path, "\n".join(lines) + "\n")
+
+
+def linked_tree(files: dict[str, Path], directory: Path | str) -> Path:
+    """`files` laid out under `directory` by their relative names: hard links, else copies."""
+    root = Path(directory)
+    for name, source in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system
+            target.write_bytes(source.read_bytes())
+    return root

@@ -1,31 +1,30 @@
-"""Running one stage: what it declares, the signals it honours, outputs staged then committed.
+"""Running one stage, the same for every stage: check, start the run, work, record, commit.
 
-A stage module declares `STAGE = Stage(...)` (its params, input and output paths) and
-defines `run(context)`, its own work. `execute` does the rest, the same for every stage:
+A stage module declares `STAGE = Stage(...)` (pipeline/runtime/declaration.py) and defines
+`run(context)`, its own work. `execute` does the rest:
 
 1. parse the paths; check what can be checked before a run starts (inputs exist, the
    CPU kernels, the stage's own `check`);
 2. start the MLflow run; run the body, which writes every output under a temporary name
-   of its own (`context.outputs`) and notes what to record (`context.record`);
-3. record the run (params, md5 tags, artifacts, metrics, model), then commit: rename the
-   outputs into place, then end the run FINISHED. An output replaces the previous one
-   only once its run has recorded it; a failure leaves the previous outputs.
+   of its own (`context.outputs`, pipeline/runtime/staging.py) and notes what to record
+   (`context.record`, pipeline/runtime/record.py);
+3. record the run, then commit: rename the outputs into place, then end the run FINISHED.
+   An output replaces the previous one only once its run has recorded it; a failure
+   leaves the previous outputs.
 
-Signals (Ctrl-C, SIGTERM, SIGHUP) stop the stage cleanly whenever they land: the run ends
-KILLED, no output changes, exit status 128 + the signal's number. While the stage talks
-to MLflow or commits, signals are held, then acted on, so no bookkeeping is cut in half; a
-signal that lands after the commit cannot undo it, but the exit status still says it came.
+Signals (Ctrl-C, SIGTERM, SIGHUP) stop the stage cleanly whenever they land
+(pipeline/runtime/signals.py): the run ends KILLED, no output changes, exit status 128 +
+the signal's number; a signal that lands after the commit cannot undo it, but the exit
+status still says it came.
 """
 
 import argparse
 import os
-import secrets
-import shutil
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,77 +33,12 @@ from typing import Any
 from pipeline.library import numerics
 from pipeline.library.errors import InputError, ParamsError, PipelineError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec
-from pipeline.runtime.params import Params
-
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: A signal whose exception was swallowed (Python ignores exceptions raised in __del__ and
-#: weakref callbacks) is raised again this often until the stage unwinds.
-REDELIVERY_S = 0.05
-#: Staged files carry this marker (.dvcignore skips them, so DVC never hashes one).
-STAGED_MARKER = ".staged-"
-
-
-@dataclass(frozen=True)
-class Arg:
-    """A path argument of a stage: one file or directory, or a directory of `files`."""
-
-    name: str
-    help: str
-    files: tuple[str, ...] = ()
-
-    def paths(self, value: Path) -> list[Path]:
-        """The paths DVC tracks for this argument given `value`."""
-        return [value / file for file in self.files] if self.files else [value]
-
-
-@dataclass(frozen=True)
-class Stage:
-    """What a stage reads and writes: dvc.yaml must say the same (a test compares them).
-
-    `item` is the params section whose key the stage takes first (`train gru`: models),
-    `params` the dotted keys DVC tracks, `{name}` standing for that key.
-    """
-
-    name: str
-    doc: str
-    item: str | None
-    params: tuple[str, ...]
-    inputs: tuple[Arg, ...]
-    outputs: tuple[Arg, ...]
-    uses_torch: bool = False
-
-    def tracked_keys(self, name: str | None) -> list[str]:
-        """The dotted params DVC tracks for the stage of item `name`."""
-        return [key.format(name=name) for key in self.params]
-
-    def run_name(self, name: str | None) -> str:
-        """The stage as DVC names it: `train@gru`, or `report`."""
-        return f"{self.name}@{name}" if name else self.name
-
-
-@dataclass
-class LoggedModel:
-    """A trained model to log: its directory (config.json + weights.pt) and what made it."""
-
-    name: str
-    directory: Path
-    settings: dict[str, Any]
-    example_file: Path  # a Parquet file of the dataset schema; its first row is the example
-
-
-@dataclass
-class Record:
-    """What a stage's MLflow run records beyond params, tags and outputs."""
-
-    datasets: list[tuple[Path, str]] = field(default_factory=list)  # (file, context)
-    metrics: dict[str, float] = field(default_factory=dict)
-    metrics_dataset: Path | None = None  # the dataset the metrics were measured on
-    scored_model: Path | None = None  # the weights the metrics belong to
-    history: list[dict[str, float]] = field(default_factory=list)  # per epoch
-    model: LoggedModel | None = None
-
-    def dataset(self, path: Path, context: str) -> None:
-        self.datasets.append((Path(path), context))
+from pipeline.runtime.declaration import Stage
+from pipeline.runtime.identity import Snapshot, changed, source_snapshot
+from pipeline.runtime.params import Params, load_params
+from pipeline.runtime.record import Record, describe_run
+from pipeline.runtime.signals import Interrupted, SignalGate
+from pipeline.runtime.staging import Staging
 
 
 @dataclass
@@ -128,168 +62,8 @@ class Context:
         return self.params.dataset(name)
 
 
-class Interrupted(KeyboardInterrupt):
-    """A signal asked the stage to stop: unwind like Ctrl-C so every cleanup runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class SignalGate:
-    """Turns SIGINT, SIGTERM and SIGHUP into Interrupted, except while held.
-
-    The gate is a flag its handlers read, not a signal mask: a signal the kernel delivers
-    to another thread still runs its Python handler in the main thread, mask or not.
-    """
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self.raising = True  # False once the stage unwinds or has committed
-        self.holding = 0
-
-    def install(self) -> None:
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, self._on_signal)
-        signal.signal(signal.SIGALRM, self._redeliver)
-
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self.received = self.received or signum
-        if self.raising and not self.holding:
-            signal.setitimer(signal.ITIMER_REAL, REDELIVERY_S, REDELIVERY_S)
-            raise Interrupted(self.received)
-
-    def _redeliver(self, _signum: int, _frame: object) -> None:
-        if self.received and self.raising and not self.holding:
-            raise Interrupted(self.received)
-
-    def stop_raising(self) -> None:
-        """The stage is unwinding or has committed: note later signals, raise nothing more."""
-        self.raising = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold signals back for the block (MLflow calls, the commit); act on them after it."""
-        self.holding += 1
-        try:
-            yield
-        finally:
-            self.holding -= 1
-        self.check()
-
-    def check(self) -> None:
-        """Raise Interrupted if a signal came, even one whose exception was swallowed."""
-        if self.received and self.raising and not self.holding:
-            raise Interrupted(self.received)
-
-
-class Staging:
-    """Temporary paths for a stage's outputs, renamed into place together on commit."""
-
-    def __init__(self, arguments: tuple[Arg, ...], paths: dict[str, Path]) -> None:
-        token = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.final = {argument.name: paths[argument.name] for argument in arguments}
-        self.staged = {name: _staged_path(path, token) for name, path in self.final.items()}
-        for argument in arguments:
-            if argument.files:  # a directory of known files: the body writes into it
-                self.staged[argument.name].mkdir()
-
-    def files(self, arguments: tuple[Arg, ...]) -> list[tuple[Path, Path, str]]:
-        """(staged file, final file, artifact name) of every output file, sorted by final file.
-
-        Artifact names are the same for every variant (`model/weights.pt`), so MLflow's
-        Compare lines runs up.
-        """
-        found = []
-        for argument in arguments:
-            staged, final = self.staged[argument.name], self.final[argument.name]
-            if argument.files:
-                pairs = [(staged / file, final / file) for file in argument.files]
-            elif staged.is_dir():
-                pairs = [(file, final / file.relative_to(staged)) for file in staged.rglob("*")]
-            else:
-                pairs = [(staged, final)]
-            for staged_file, final_file in pairs:
-                if not staged_file.exists():
-                    raise RuntimeError(f"stage finished without writing {final_file}")
-                if staged_file.is_file():
-                    if argument.files or staged.is_dir():
-                        artifact = f"{argument.name}/{final_file.relative_to(final).as_posix()}"
-                    else:
-                        artifact = f"{argument.name}{final.suffix}"
-                    found.append((staged_file, final_file, artifact))
-        return sorted(found, key=lambda entry: entry[1])
-
-    def commit(self, arguments: tuple[Arg, ...]) -> None:
-        """Rename every staged output into place; a directory output is replaced whole."""
-        for argument in arguments:
-            staged, final = self.staged[argument.name], self.final[argument.name]
-            if argument.files:
-                final.mkdir(parents=True, exist_ok=True)
-                for file in argument.files:
-                    (staged / file).replace(final / file)
-                staged.rmdir()
-            elif staged.is_dir():
-                previous = staged.with_name(staged.name + "-previous")
-                if final.exists():
-                    final.replace(previous)
-                staged.replace(final)
-                shutil.rmtree(previous, ignore_errors=True)
-            else:
-                staged.replace(final)
-
-    def final_name(self, path: Path) -> Path:
-        """Where a staged path will be once committed (any other path is returned as it is)."""
-        for name, staged in self.staged.items():
-            if path == staged or staged in path.parents:
-                return self.final[name] / path.relative_to(staged)
-        return path
-
-    def unstaged(self, text: str) -> str:
-        """`text` with every staged path replaced by its final path."""
-        for name, staged in self.staged.items():
-            text = text.replace(str(staged), str(self.final[name]))
-        return text
-
-    def discard(self) -> None:
-        """Delete what was staged; the previous outputs stay as they were."""
-        for path in self.staged.values():
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-def _staged_path(final: Path, token: str) -> Path:
-    """A sibling of `final` that no other process uses; it keeps the suffix (writers read it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(final)
-    return final.with_name(f".{final.stem}{STAGED_MARKER}{token}{final.suffix}")
-
-
-def _remove_abandoned(final: Path) -> None:
-    """Delete staged copies of `final` whose process is gone (killed outright)."""
-    for leftover in final.parent.glob(f".{final.stem}{STAGED_MARKER}*"):
-        pid = leftover.name.removeprefix(f".{final.stem}{STAGED_MARKER}").split("-")[0]
-        if pid.isdigit() and not process_exists(int(pid)):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
-
-
-def process_exists(pid: int) -> bool:
-    """Whether a process `pid` runs on this host (someone else's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
+#: Where DVC runs `dvc exp run --temp` and queued experiments: copies of the workspace.
+TEMPORARY_WORKSPACE = "/.dvc/tmp/exps/"
 #: Peak memory per square of generating, splitting or training (measured: about 450 bytes).
 BYTES_PER_SQUARE = 1024
 #: Weights, gradients and Adam's two moments: four float32 numbers per parameter.
@@ -338,16 +112,71 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise PipelineError(f"{self.prog}: {message} (usage: {self.format_usage().strip()[7:]})")
 
 
-def parse_arguments(stage: Stage, argv: list[str]) -> tuple[str | None, dict[str, Path]]:
-    """The item name and every path argument of `python -m pipeline <stage> ...`."""
+def stage_parser(stage: Stage) -> argparse.ArgumentParser:
+    """The command line of `python -m pipeline <stage> ...`: the item's name, then its paths."""
     parser = _ArgumentParser(prog=f"python -m pipeline {stage.name}", description=stage.doc)
     if stage.item:
         parser.add_argument("name", help=f"a key of `{stage.item}` in params.yaml")
     for argument in (*stage.inputs, *stage.outputs):
         parser.add_argument(argument.name, type=Path, help=argument.help)
+    return parser
+
+
+def parse_arguments(stage: Stage, argv: list[str]) -> tuple[str | None, dict[str, Path]]:
+    """The item name and every path argument of `python -m pipeline <stage> ...`."""
     # `--` first: a name or path that starts with '-' is an argument, not an option.
-    parsed = vars(parser.parse_args(["--", *argv] if "--" not in argv else argv))
+    parsed = vars(stage_parser(stage).parse_args(["--", *argv] if "--" not in argv else argv))
     return parsed.pop("name", None), parsed
+
+
+def require_inside_repository(outputs: list[Path]) -> None:
+    """Under DVC, refuse outputs that resolve outside the repository (a `data/` linked
+    elsewhere): DVC would fail the stage after it ran, its run recorded as FINISHED."""
+    root = os.environ.get("DVC_ROOT")
+    if not root:
+        return
+    root_path = Path(root).resolve()
+    for output in outputs:
+        resolved = output.resolve()
+        if not resolved.is_relative_to(root_path):
+            raise InputError(
+                f"{output}: resolves to {resolved}, outside the repository {root_path}; "
+                "DVC cannot track an output there"
+            )
+
+
+def shaping_source(stage: Stage, snapshot: Snapshot) -> Snapshot:
+    """The part of a source snapshot that can shape the stage's bytes (dvc.yaml's code deps:
+    the library, the pictures, the stage's own module)."""
+    own = f"stages/{stage.name}.py"
+    return {
+        path: digest
+        for path, digest in snapshot.items()
+        if path.startswith(("library/", "pictures/")) or path == own
+    }
+
+
+def require_unchanged(stage: Stage, name: str | None, params: Params, code: Snapshot) -> None:
+    """Refuse to record a stage whose code or tracked params changed while it ran.
+
+    DVC reads params and code again when it saves dvc.lock: an edit that landed during the
+    run would be recorded beside outputs made without it (and cached in the run cache).
+    """
+    run_name = stage.run_name(name)
+    moved = changed(shaping_source(stage, code), shaping_source(stage, source_snapshot()))
+    if moved:
+        raise InputError(
+            f"pipeline/{moved[0]} changed while {run_name} ran: nothing was written; run it again"
+        )
+    keys = stage.tracked_keys(name)
+    started, now = params.tracked(*keys), load_params(params.source).tracked(*keys)
+    edited = changed(started, now)
+    if edited:
+        key = edited[0]
+        raise ParamsError(
+            f"{params.source}: {key} changed while {run_name} ran ({started.get(key)!r} -> "
+            f"{now.get(key)!r}): nothing was written; run it again"
+        )
 
 
 def execute(
@@ -356,8 +185,14 @@ def execute(
     params: Params,
     package_dir: Path,
     gate: SignalGate,
+    code: Snapshot,
 ) -> int:
-    """Run stage `module` with `argv` (after the stage name); the process's exit status."""
+    """Run stage `module` with `argv` (after the stage name); the process's exit status.
+
+    `code` is the pipeline's source as this process imported it: the stage fails, writing
+    and recording nothing, if the code it can be shaped by or its tracked params differ at
+    its end.
+    """
     stage: Stage = module.STAGE
     staging: Staging | None = None
     run = None
@@ -371,6 +206,9 @@ def execute(
         for path in inputs:
             if not path.exists():
                 raise InputError(f"{path}: not found (is the stage that writes it done?)")
+        require_inside_repository(
+            [path for arg in stage.outputs for path in arg.paths(paths[arg.name])]
+        )
         context = Context(
             stage, name, params, {arg.name: paths[arg.name] for arg in stage.inputs}, {}
         )
@@ -382,26 +220,22 @@ def execute(
         check: Callable[[Context], None] | None = getattr(module, "check", None)
         if check is not None:
             check(context)
+        described = describe_run(stage, name, params, inputs)
 
         from pipeline.runtime import tracking  # MLflow: imported once the stage is sure to run
 
         with gate.held():
-            run = tracking.StageRun.start(
-                stage=stage,
-                name=name,
-                params=params,
-                inputs=inputs,
-                package_dir=package_dir,
-            )
+            run = tracking.StageRun.start(described, package_dir)
         staging = Staging(stage.outputs, paths)
         context.outputs = dict(staging.staged)
         module.run(context)
         gate.check()
+        require_unchanged(stage, name, params, code)
         with gate.held():
-            run.record(context.record, staging.files(stage.outputs), staging.final_name)
+            run.record(context.record.renamed(staging.final_name), staging.files())
         with gate.held():
             gate.stop_raising()  # the decision is made: commit
-            staging.commit(stage.outputs)
+            staging.commit()
             run.end("FINISHED")
         if gate.received:
             return _interrupted(stage.name, gate.received, committed=True)
@@ -440,10 +274,13 @@ def _one_line(error: BaseException, stage: Stage) -> str:
 
 
 def _restore_hint() -> str:
-    """Under DVC the previous outputs are gone: DVC removes them before it runs a stage."""
+    """Under DVC the previous outputs are gone: DVC removes them before it runs a stage, but
+    in a temporary copy (`dvc exp run --temp`, queued experiments) the workspace is whole."""
     stage = os.environ.get("DVC_STAGE")
     if not stage:
         return ""
+    if TEMPORARY_WORKSPACE in Path.cwd().as_posix():
+        return " (in DVC's temporary copy of the workspace: the workspace is untouched)"
     return f" (DVC removed this stage's previous outputs; `dvc checkout {stage}` restores them)"
 
 

@@ -5,7 +5,7 @@ The path arguments that several stages read are declared here, once (the contrac
 holds every declaration to dvc.yaml).
 """
 
-from pipeline.runtime.stage import Arg
+from pipeline.runtime.declaration import Arg
 
 #: A trained model's folder, as train writes it (pipeline/library/models.py's file names).
 MODEL = Arg("model", "holds weights.pt and config.json", ("weights.pt", "config.json"))

@@ -7,7 +7,8 @@ from pipeline.library.files import write_csv, write_json
 from pipeline.library.models import WEIGHTS_FILE, count_parameters, load_checkpoint
 from pipeline.library.squares import LABEL_NAMES, metric_key, read_squares
 from pipeline.library.training import LabelledSequences, evaluate, predict_proba
-from pipeline.runtime.stage import Arg, Context, Stage
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.stage import Context
 from pipeline.stages import MODEL, TEST
 
 STAGE = Stage(

@@ -1,7 +1,8 @@
 """generate@<dataset>: draw a dataset of noisy squares and write it as Parquet."""
 
 from pipeline.library.squares import generate_squares, shuffle_points, write_squares
-from pipeline.runtime.stage import Arg, Context, Stage, require_memory
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.stage import Context, require_memory
 
 STAGE = Stage(
     name="generate",

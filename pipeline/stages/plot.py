@@ -11,7 +11,8 @@ from pipeline.library.history import read_history
 from pipeline.library.models import load_checkpoint
 from pipeline.library.squares import read_squares
 from pipeline.pictures.plots import plot_variant
-from pipeline.runtime.stage import Arg, Context, Stage
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.stage import Context
 from pipeline.stages import MODEL, TEST
 
 STAGE = Stage(

@@ -14,7 +14,8 @@ from pipeline.pictures.report import (
     ranked,
     render_report,
 )
-from pipeline.runtime.stage import Arg, Context, Stage
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.stage import Context
 
 STAGE = Stage(
     name="report",

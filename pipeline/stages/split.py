@@ -3,7 +3,8 @@
 from pipeline.library.errors import DatasetError
 from pipeline.library.split import PARTS, stratified_split
 from pipeline.library.squares import read_squares, write_squares
-from pipeline.runtime.stage import Arg, Context, Stage, require_memory
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.stage import Context, require_memory
 
 STAGE = Stage(
     name="split",

@@ -13,7 +13,9 @@ from pipeline.library.training import (
     resolve_device,
     train,
 )
-from pipeline.runtime.stage import Arg, Context, LoggedModel, Stage, require_memory
+from pipeline.runtime.declaration import Arg, Stage
+from pipeline.runtime.record import LoggedModel
+from pipeline.runtime.stage import Context, require_memory
 
 STAGE = Stage(
     name="train",
