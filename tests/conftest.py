@@ -1,4 +1,5 @@
-"""Shared fixtures: a real MLflow SQLite store, and copies of this repo to run DVC in."""
+"""Shared fixtures: real MLflow SQLite stores, working directories for the client, and copies
+of this repository to run DVC in."""
 
 import contextlib
 import itertools
@@ -9,14 +10,26 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support import (
+    EVALUATE,
+    GENERATE,
+    PLOT,
+    REPO,
+    SPLIT,
+    TRAIN,
+    Workdir,
+    small_params,
+)
 
 from pipeline.runtime.client import try_connect
 
-REPO = Path(__file__).resolve().parents[1]
 _experiment_numbers = itertools.count()
 
 
@@ -205,3 +218,128 @@ def reproduced_template(tmp_path_factory) -> PipelineRepo:
 def reproduced_repo(reproduced_template, tmp_path) -> PipelineRepo:
     """A private copy of the reproduced template, with an empty MLflow store."""
     return reproduced_template.copy_to(tmp_path / "repo")
+
+
+# ---------------------------------------------------------------------------
+# Working directories of the black-box tests (tests/support.py).
+
+
+@pytest.fixture(scope="session")
+def package(tmp_path_factory) -> Path:
+    """The package under test, copied once: the lead edits pipeline/ meanwhile."""
+    root = tmp_path_factory.mktemp("package")
+    shutil.copytree(
+        REPO / "pipeline",
+        root / "pipeline",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    # What a stage server imports first: a tree caught mid-edit fails here, once, clearly.
+    preload = "from pipeline.__main__ import STAGES; from pipeline.runtime import server; server.preload(list(STAGES.values()))"
+    result = subprocess.run(
+        [sys.executable, "-c", preload], cwd=root, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"the package copy does not import: {result.stderr.strip()[-500:]}")
+    return root / "pipeline"
+
+
+@pytest.fixture(scope="session")
+def public_directory() -> Iterator[Path]:
+    """A directory other users can enter (pytest's are private to root); removed at the end.
+
+    Its servers/ holds the session's stage-server sockets: removing it ends the servers.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="hardening-", dir="/tmp"))
+    directory.chmod(0o755)
+    (directory / "servers").mkdir()
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """A store as MLflow creates it, without runs: creating one takes seconds, a copy none."""
+    database = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    create = "import sys; from mlflow import MlflowClient; MlflowClient(sys.argv[1]).search_experiments()"
+    subprocess.run(
+        [sys.executable, "-c", create, f"sqlite:///{database}"],
+        cwd=database.parent,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        check=True,
+        capture_output=True,
+    )
+    return database
+
+
+FRESH = None  # `make_workdir(store=FRESH)`: no store; the first stage creates it
+
+
+@pytest.fixture
+def make_workdir(tmp_path, package, public_directory, empty_store) -> Callable[..., Workdir]:
+    """Workdirs under tmp_path: `make_workdir(name, params, store)`, with a copy of
+    `empty_store` unless told otherwise."""
+
+    def make(
+        name: str = "work", params: dict | str | None = None, store: Path | None = empty_store
+    ) -> Workdir:
+        return Workdir(
+            tmp_path / name, package, public_directory / "servers", params or small_params(), store
+        )
+
+    return make
+
+
+@pytest.fixture
+def workdir(make_workdir) -> Workdir:
+    return make_workdir()
+
+
+@pytest.fixture(scope="session")
+def session_workdir(
+    tmp_path_factory, package, public_directory, empty_store
+) -> Callable[[str], Workdir]:
+    """Workdirs that live as long as the session: `session_workdir(name)`."""
+
+    def make(name: str) -> Workdir:
+        root = tmp_path_factory.mktemp(name)
+        return Workdir(root, package, public_directory / "servers", small_params(), empty_store)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def template(session_workdir) -> Workdir:
+    """Every output of the small pipeline, made once by the real stages (do not change it)."""
+    done = session_workdir("template")
+    for stage in (GENERATE, SPLIT, TRAIN, EVALUATE, PLOT):
+        done.succeed(*stage)
+    return done
+
+
+@pytest.fixture(scope="session")
+def whole_store(template) -> Path:
+    """A store made by the stages, one at a time: what a whole store looks like."""
+    return template.database
+
+
+@pytest.fixture
+def small_filesystem(tmp_path) -> Iterator[Callable[[int], Path]]:
+    """`small_filesystem(kib)`: a tmpfs of that size (skips where mounting is not allowed)."""
+    mounted = []
+
+    def mount(kib: int) -> Path:
+        path = tmp_path / f"tmpfs{len(mounted)}"
+        path.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k,mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill ({result.stderr.strip()})")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -6,6 +6,7 @@ The reproduced template (tests/conftest.py) holds two variants, `gru` on `fixed`
 
 import json
 import re
+import shutil
 
 import mlflow
 import numpy as np
@@ -186,7 +187,7 @@ def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(rep
         ["train@gru", "evaluate@gru", "plot@gru", "report"]
     )
     assert all(run.info.status == "FINISHED" for run in runs)
-    root_artifacts = (reproduced_repo.root / "mlruns").as_uri()
+    root_artifacts = str(reproduced_repo.root / "mlruns")
     assert all(run.info.artifact_uri.startswith(root_artifacts) for run in runs)
     [name] = {run.data.tags["dvc.exp_name"] for run in runs}  # one experiment, named
     assert name in reproduced_repo.run("dvc", "exp", "list", "--name-only").stdout.split()
@@ -205,3 +206,29 @@ def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(rep
     ), table
     assert f"[{name}]" in table
     assert max(map(len, table.splitlines())) <= 120, table
+
+
+def test_a_stage_failing_in_a_temporary_workspace_says_the_workspace_is_untouched(
+    reproduced_repo,
+):
+    result = reproduced_repo.run(
+        "dvc", "exp", "run", "--temp", "-S", "models.gru.batch_size=100000", check=False
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "models.gru.batch_size must be at most the training split's size" in output, output
+    assert "in DVC's temporary copy of the workspace: the workspace is untouched" in output
+    assert "dvc checkout" not in output
+    assert reproduced_repo.run("dvc", "status").stdout.strip().endswith("up to date.")
+
+
+def test_outputs_that_resolve_outside_the_repository_are_refused_before_a_run(
+    reproduced_repo, tmp_path
+):
+    outside = tmp_path / "elsewhere"
+    shutil.move(reproduced_repo.root / "data/raw", outside)
+    (reproduced_repo.root / "data/raw").symlink_to(outside)
+    result = reproduced_repo.run("dvc", "repro", "-f", "-s", "generate@fixed", check=False)
+    assert result.returncode != 0
+    assert "outside the repository" in result.stdout + result.stderr
+    assert reproduced_repo.mlflow_runs() == []  # no run, let alone a FINISHED one

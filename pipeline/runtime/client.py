@@ -142,11 +142,19 @@ class Client:
             time.sleep(0.02)
 
 
+def server_key(capability: str) -> str:
+    """The name of the warm processes that may run this client's stages: from the source on
+    disk, this process's context and the CPU kernels pinned (the server proves the rest)."""
+    return identity.digest(
+        identity.source_snapshot(),
+        identity.process_context(),
+        numerics.pinned_environment(capability),
+    )
+
+
 def run_in_server(module_name: str, argv: list[str], params: Params, client: Client) -> int:
     """Run the stage in a child of a warm process; the stage's exit status."""
-    context = identity.process_context()
-    pins = numerics.pinned_environment(params.cpu_capability)
-    key = identity.digest(identity.source_snapshot(), context, pins)
+    key = server_key(params.cpu_capability)
     request = {
         "module": module_name,
         "argv": argv,
@@ -156,13 +164,13 @@ def run_in_server(module_name: str, argv: list[str], params: Params, client: Cli
         "affinity": sorted(os.sched_getaffinity(0)),
         "params": params.values,
         "source": str(params.source),
-        "context": context,
+        "context": identity.process_context(),
         "client": os.getpid(),
     }
     payload = json.dumps(request).encode() + b"\n"
     descriptors = array.array("i", [_usable(descriptor) for descriptor in (0, 1, 2)])
     for attempt in range(2):  # a server that was just leaving (idle) drops the first try
-        connection = _connect_or_start(key, pins)
+        connection = _connect_or_start(key, numerics.pinned_environment(params.cpu_capability))
         try:
             connection.sendmsg(
                 [payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, descriptors.tobytes())]
@@ -291,12 +299,14 @@ def _start_server(path: Path, log: Path, pins: dict[str, str]) -> None:
     """Start a warm process for `path` and wait until it listens (it says so on a pipe)."""
     path.unlink(missing_ok=True)  # a socket left by a server that died
     ready_read, ready_write = os.pipe()
-    environment = {**os.environ, **pins, "PYTHONPATH": str(identity.PACKAGE_DIR.parent)}
-    environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # The client's environment as it is (its children are compared with it), plus the pins.
+    # Started in the package's parent, so that `-m pipeline` finds this package; the server
+    # then leaves for `/`, holding no directory of the user's.
+    environment = {**os.environ, **pins}
     with log.open("ab") as log_file:
         subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--serve", str(path), str(ready_write)],
-            cwd="/",
+            cwd=identity.PACKAGE_DIR.parent,
             env=environment,
             stdin=subprocess.DEVNULL,
             stdout=log_file,

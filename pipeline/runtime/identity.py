@@ -24,6 +24,11 @@ NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
 STATUS_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
 #: Environment that Python reads only as it starts (a child keeps its server's).
 STARTUP_VARIABLES = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",
+    "PYTHONPLATLIBDIR",
     "PYTHONHASHSEED",
     "PYTHONOPTIMIZE",
     "PYTHONWARNINGS",
@@ -78,13 +83,14 @@ def restat(files: Iterable[str]) -> Snapshot:
 def process_context() -> Snapshot:
     """What a process inherits from its parent and cannot take over later: its nice level,
     cgroup, namespaces, root directory, user and groups, capabilities, resource limits,
-    interpreter and the settings Python reads as it starts."""
+    interpreter, the settings Python reads as it starts, and the package it imports."""
     context = {
         "nice": str(os.getpriority(os.PRIO_PROCESS, 0)),
         "uids": str(os.getresuid()),
         "gids": str(os.getresgid()),
         "groups": str(sorted(os.getgroups())),
         "interpreter": f"{sys.executable} {sys.version}",
+        "package": str(PACKAGE_DIR),  # each checkout has warm processes of its own
         "site-packages": str(Path(sysconfig.get_paths()["purelib"]).stat().st_mtime_ns),
     }
     root = Path("/proc/self/root" if Path("/proc/self/root").exists() else "/").stat()
@@ -120,5 +126,5 @@ def digest(*parts: Snapshot | dict[str, str]) -> str:
     hasher = hashlib.sha256()
     for part in parts:
         for key, value in sorted(part.items()):
-            hasher.update(f"{key}\0{value}\0".encode())
+            hasher.update(f"{key}\0{value}\0".encode("utf-8", "surrogateescape"))
     return hasher.hexdigest()[:24]

@@ -142,6 +142,7 @@ def serve(path: Path, ready_descriptor: int, stage_modules: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _leave)
+    os.chdir("/")  # sys.path already holds the package's parent, as an absolute path
     imported = preload(stage_modules)
     idle_s = float(os.environ.get("PIPELINE_STAGE_SERVER_IDLE_S", DEFAULT_IDLE_S))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

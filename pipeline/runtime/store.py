@@ -3,8 +3,8 @@
 The default store is `<repo>/mlflow.db` with artifacts in `mlruns/` beside it, <repo>
 being DVC's `DVC_ROOT` (also when `dvc exp run` executes in a temporary copy), else the
 working directory; MLFLOW_TRACKING_URI overrides it. Its URI is escaped, so any path that
-MLflow can keep artifacts under works (`?`, `#`, spaces, any UTF-8), and the one line
-refusing a path it cannot (`%`, bytes that are not UTF-8). Opening a local store is
+MLflow can keep artifacts under works (`#`, spaces, any UTF-8), and one line refuses a path
+it cannot name (`?`, `%`, bytes that are not UTF-8). Opening a local store is
 serialised across processes by a lock on the database file, and a file that is not a
 whole MLflow store is refused in one line. A store that moved (a copied repository, a
 downloaded CI store) has the artifact locations the pipeline gave its experiments
@@ -21,12 +21,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import ParseResult, quote, unquote, urlparse
+from urllib.parse import ParseResult, quote
 
 from pipeline.library.errors import TrackingError
 
 CONNECT_TIMEOUT_S = 5
 SQLITE_PREFIX = "sqlite:///"
+#: Characters a store's path cannot hold (see `sqlite_uri`).
+UNNAMEABLE = "?%"
 #: The tag on each experiment the pipeline creates in a local store: the artifact location
 #: it gave it. Relocation touches those experiments only, and only where the tag still holds.
 ARTIFACT_ROOT_TAG = "pipeline.artifact_root"
@@ -45,29 +47,36 @@ def tracking_uri() -> str:
 
 
 def sqlite_uri(database: Path) -> str:
-    """The URI of a local store at `database`, escaped; TrackingError for a path MLflow
-    cannot keep artifacts under."""
+    """The URI of a local store at `database`; TrackingError for a path it cannot name.
+
+    SQLAlchemy reads `?` as the start of options and unescapes `%`, and MLflow unescapes `%`
+    in artifact paths but creates the store's directory from the URI as written: so the
+    path goes in as it is (spaces, `#` and any UTF-8 are fine), and one with `?`, `%` or
+    bytes that are not UTF-8 is refused rather than half-escaped.
+    """
     text = str(database)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape")
         raise TrackingError(
-            f"{text.encode('utf-8', 'surrogateescape')!r}: the path is not UTF-8, and MLflow "
-            "cannot keep a store there; move the repository or set MLFLOW_TRACKING_URI"
+            f"{shown!r}: the path is not UTF-8, and MLflow cannot keep a store there; move "
+            "the repository or set MLFLOW_TRACKING_URI"
         ) from None
-    if "%" in text:
+    awkward = sorted(set(text) & set(UNNAMEABLE))
+    if awkward:
         raise TrackingError(
-            f"{text}: MLflow reads '%' in a store's path as an escape and would keep artifacts "
-            "elsewhere; move the repository or set MLFLOW_TRACKING_URI"
+            f"{text}: MLflow cannot keep a store at a path with {' or '.join(awkward)}; move the "
+            "repository or set MLFLOW_TRACKING_URI"
         )
-    return SQLITE_PREFIX + quote(text)
+    return SQLITE_PREFIX + text
 
 
 def local_database(uri: str) -> Path | None:
     """The database file of a local SQLite store's URI, or None for any other store."""
     if not uri.startswith(SQLITE_PREFIX):
         return None
-    return Path(unquote(urlparse(uri).path if "?" in uri else uri.removeprefix(SQLITE_PREFIX)))
+    return Path(uri.removeprefix(SQLITE_PREFIX).split("?")[0])
 
 
 def local_artifact_root(database: Path) -> Path:
