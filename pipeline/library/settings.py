@@ -124,7 +124,7 @@ def one_of(options: tuple[str, ...]) -> Any:
 FiniteNumber = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
 Flag = Annotated[StrictBool, must_be("true or false")]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED), must_be(f"an integer from 0 to {MAX_SEED}")]
-Positive = Annotated[StrictInt, Field(ge=1), must_be("an integer >= 1")]
+PositiveInteger = Annotated[StrictInt, Field(ge=1), must_be("an integer >= 1")]
 SquareCount = Annotated[
     StrictInt, Field(ge=1, le=MAX_SQUARES), must_be(f"an integer from 1 to {MAX_SQUARES}")
 ]
@@ -171,8 +171,8 @@ class ModelSpec(Settings):
     """
 
     arch: Arch
-    hidden_dim: Positive
-    num_layers: Positive
+    hidden_dim: PositiveInteger
+    num_layers: PositiveInteger
     bidirectional: Flag
     packed: Flag
 
@@ -261,12 +261,12 @@ class ModelParams(Settings):
 
     arch: Arch
     dataset: Name
-    hidden_dim: Positive
-    num_layers: Positive
+    hidden_dim: PositiveInteger
+    num_layers: PositiveInteger
     bidirectional: Flag
     packed: Flag
-    epochs: Positive
-    batch_size: Positive
+    epochs: PositiveInteger
+    batch_size: PositiveInteger
     lr: LearningRate
     seed: Seed
     shuffle_seed: Seed
