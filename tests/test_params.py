@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 from params_editing import drop_key, set_key
+from pydantic import ValidationError
 
 from pipeline.library.errors import ParamsError
+from pipeline.library.settings import ModelSpec, SpecError
 from pipeline.runtime.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,6 +172,31 @@ BAD_PARAMS = [
         set_key(SHIPPED, "datasets.fixed.seed", {"a": [1, 2, 3] * 1000}),
         "datasets.fixed.seed must be an integer from 0 to 4294967295, got a mapping",
     ),
+    # Strict: a YAML string is no number, true no integer, 2.0 no integer, 1 no boolean.
+    (
+        set_key(SHIPPED, "datasets.fixed.noise", "0.1"),
+        "datasets.fixed.noise must be a finite number from 0 to 1e+06, got '0.1'",
+    ),
+    (
+        set_key(SHIPPED, f"models.{MODEL}.epochs", True),
+        f"models.{MODEL}.epochs must be an integer >= 1, got True",
+    ),
+    (
+        set_key(SHIPPED, f"models.{MODEL}.hidden_dim", 2.0),
+        f"models.{MODEL}.hidden_dim must be an integer >= 1, got 2.0",
+    ),
+    (
+        set_key(SHIPPED, f"models.{MODEL}.bidirectional", 1),
+        f"models.{MODEL}.bidirectional must be true or false, got 1",
+    ),
+    (
+        set_key(SHIPPED, "datasets.fixed.7", 1),
+        "datasets.fixed.7 is not a known key (allowed: n, noise, seed, variable_len, shuffle_points)",
+    ),
+    (
+        {**SHIPPED, 7: 1},
+        "7 is not a known key (allowed: datasets, split, models, device, cpu_capability)",
+    ),
 ]
 
 
@@ -180,6 +207,68 @@ def test_each_mistake_is_one_line_naming_the_key(tmp_path, params, message):
         load_params(path)
     assert str(raised.value) == f"{path}: {message}"
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        # Within a section, an unknown key (a typo) comes before a value refused...
+        (
+            {f"models.{MODEL}.epochs": 0, f"models.{MODEL}.learning_rate": 0.1},
+            f"models.{MODEL}.learning_rate is not a known key",
+        ),
+        # ...and a missing key (None: dropped) before both: here a section of the file.
+        ({"datasets.fixed.n": 0, "device": None}, "device is missing"),
+        # A section's names come before what they name.
+        (
+            {"datasets.fixed.n": 0, "datasets.-x": SHIPPED["datasets"]["fixed"]},
+            "datasets.-x must be",
+        ),
+        # Otherwise params.yaml's order: datasets, split, models, device, cpu_capability.
+        ({"device": "tpu", "split.seed": -1}, "split.seed must be"),
+    ],
+)
+def test_of_several_mistakes_the_one_to_fix_first_is_named(tmp_path, edits, message):
+    params = SHIPPED
+    for key, value in edits.items():
+        params = drop_key(params, key) if value is None else set_key(params, key, value)
+    path = write_params(tmp_path, params)
+    with pytest.raises(ParamsError, match=f"^{re.escape(f'{path}: {message}')}"):
+        load_params(path)
+
+
+def test_values_keep_their_yaml_types_as_dvc_records_them(tmp_path):
+    params = set_key(set_key(SHIPPED, "datasets.fixed.noise", 1), f"models.{MODEL}.lr", 1)
+    loaded = load_params(write_params(tmp_path, params))
+    assert type(loaded.datasets["fixed"].noise) is int
+    assert type(loaded.models[MODEL].lr) is int
+    assert type(loaded.datasets["variable"].noise) is float
+    assert type(loaded.tracked("datasets.fixed")["datasets.fixed.noise"]) is int
+
+
+def test_a_variants_settings_are_its_architecture_then_its_training():
+    model = load_params(REPO / "params.yaml").models[MODEL]
+    architecture = ["arch", "hidden_dim", "num_layers", "bidirectional", "packed"]
+    training = ["dataset", "epochs", "batch_size", "lr", "seed", "shuffle_seed"]
+    assert list(model.settings()) == architecture + training
+    assert model.settings() == SHIPPED["models"][MODEL]
+    assert model.spec.to_dict() == {key: SHIPPED["models"][MODEL][key] for key in architecture}
+
+
+def test_a_model_spec_is_built_by_position_or_by_name_and_refused_naming_the_field():
+    spec = ModelSpec("lstm", 2, 1, True, True)
+    assert spec == ModelSpec(
+        arch="lstm", hidden_dim=2, num_layers=1, bidirectional=True, packed=True
+    )
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(SpecError, match=r"^hidden_dim must be an integer >= 1, got 2\.0$"):
+        ModelSpec("gru", 2.0, 1, False, False)
+    with pytest.raises(SpecError, match=r"^packed must be false for arch conv1d$"):
+        ModelSpec("conv1d", 2, 1, False, True)
+    with pytest.raises(SpecError, match=r"^config must have exactly the keys arch, hidden_dim, "):
+        ModelSpec.from_dict({**spec.to_dict(), "dropout": 0.5})
+    with pytest.raises(ValidationError, match="frozen"):
+        spec.hidden_dim = 3
 
 
 @pytest.mark.parametrize(

@@ -26,13 +26,26 @@ from pipeline.pictures.report import (
 from tests.browser import CHROMIUM, OfflineBrowser
 from tests.test_plots import draw
 
-GRU = ModelParams(ModelSpec("gru", 2, 1, False, False), "fixed", 100, 16, 0.01, 21, 42)
-LSTM_PACKED = ModelParams(ModelSpec("lstm", 2, 1, True, True), "variable", 100, 16, 0.01, 21, 42)
-CONV = ModelParams(ModelSpec("conv1d", 1, 1, False, False), "fixed", 100, 16, 0.01, 21, 42)
-FIXED = DatasetParams(1024, 0.1, 13, False, False)
-SHUFFLED = DatasetParams(1024, 0.1, 13, False, True)
-VARIABLE = DatasetParams(1024, 0.1, 17, True, False)
-SPLIT = SplitParams(42, 0.2, 0.2)
+
+def model_params(
+    arch: str, dataset: str, hidden_dim: int = 2, both_ways: bool = False
+) -> ModelParams:
+    """A variant's params.yaml section, trained as every variant here is."""
+    architecture = {"num_layers": 1, "bidirectional": both_ways, "packed": both_ways}
+    training = {"epochs": 100, "batch_size": 16, "lr": 0.01, "seed": 21, "shuffle_seed": 42}
+    return ModelParams(
+        arch=arch, dataset=dataset, hidden_dim=hidden_dim, **architecture, **training
+    )
+
+
+GRU = model_params("gru", "fixed")
+LSTM_PACKED = model_params("lstm", "variable", both_ways=True)
+CONV = model_params("conv1d", "fixed", hidden_dim=1)
+SQUARES = {"n": 1024, "noise": 0.1, "seed": 13, "variable_len": False, "shuffle_points": False}
+FIXED = DatasetParams(**SQUARES)
+SHUFFLED = DatasetParams(**SQUARES | {"shuffle_points": True})
+VARIABLE = DatasetParams(**SQUARES | {"seed": 17, "variable_len": True})
+SPLIT = SplitParams(seed=42, val=0.2, test=0.2)
 SCORES = Scores(accuracy=1.0, loss=0.01, parameters=39, correct=(105, 99), total=(105, 99))
 #: What the page must show for each kind of variant, in this order.
 SHOWN = {
@@ -124,13 +137,13 @@ def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order
     datasets = {
         "fixed": FIXED,
         "fixed_shuffled": SHUFFLED,
-        "other": DatasetParams(1024, 0.1, 99, False, False),
+        "other": DatasetParams(**SQUARES | {"seed": 99}),
     }
     models = {
         "gru": GRU,
-        "gru_other_seed": replace(GRU, seed=7),
-        "gru_on_other": replace(GRU, dataset="other"),
-        "gru_shuffled": replace(GRU, dataset="fixed_shuffled"),
+        "gru_other_seed": GRU.model_copy(update={"seed": 7}),
+        "gru_on_other": GRU.model_copy(update={"dataset": "other"}),
+        "gru_shuffled": GRU.model_copy(update={"dataset": "fixed_shuffled"}),
     }
     assert ablation_pairs(models, datasets) == [("gru", "gru_shuffled")]
 
@@ -198,7 +211,9 @@ def test_every_variant_shows_each_picture_of_its_kind_at_1_to_1_described(tmp_pa
 
 def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
     variants = [variant("gru", tmp_path), variant("gru_shuffled", tmp_path)]
-    shuffled = replace(variants[1], dataset=SHUFFLED, model=replace(GRU, dataset="fixed_shuffled"))
+    shuffled = replace(
+        variants[1], dataset=SHUFFLED, model=GRU.model_copy(update={"dataset": "fixed_shuffled"})
+    )
 
     text = render_report(
         [variants[0], shuffled], [("gru", "gru_shuffled")], chart(tmp_path, variants)
@@ -215,7 +230,7 @@ def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
 
 
 def test_each_result_says_which_data_it_came_from(tmp_path):
-    noisy = DatasetParams(512, 0.3, 13, False, False)
+    noisy = DatasetParams(**SQUARES | {"n": 512, "noise": 0.3})
     pages = {}
     for dataset in (FIXED, noisy):
         directory = tmp_path / str(dataset.noise)
@@ -246,7 +261,7 @@ def test_the_confusion_table_counts_each_class(tmp_path):
 def drawn_report(tmp_path_factory) -> tuple[Path, list[Variant]]:
     """A report of real pictures: an RNN's and a Conv1d's, drawn by plot_variant."""
     directory = tmp_path_factory.mktemp("report")
-    rnn = replace(GRU, spec=ModelSpec("rnn", 2, 1, False, False))
+    rnn = GRU.model_copy(update={"arch": "rnn"})
     variants = []
     for name, model in (("rnn", rnn), ("conv1d", CONV)):
         draw(name, directory / "plots" / name)

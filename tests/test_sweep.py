@@ -20,14 +20,8 @@ import yaml
 from conftest import REPO, PipelineRepo, copy_of_this_repository
 from mlflow import MlflowClient
 
-from pipeline.tools.sweep import (
-    Experiment,
-    SweepError,
-    apply_overrides,
-    classify,
-    load_sweep,
-    stale_targets,
-)
+from pipeline.tools.sweep_plan import SweepError, apply_overrides, load_sweep
+from pipeline.tools.sweep_records import Experiment, classify, stale_targets
 from pipeline.tools.sweep_summary import Result, draw_accuracy, markdown_table, summarize
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -163,6 +157,13 @@ def test_the_default_sweep_has_three_seeds_per_value_and_sets_every_variant():
             {"values": [0.1, -1]},
             "small.yaml, small--1-seed-21: datasets.fixed.noise must be a finite number",
         ),
+        # The checks of params.yaml's types, in the sweep file's words.
+        ({"values": [0.1, "0.2"]}, "values must be finite numbers, got '0.2'"),
+        ({"seeds": [21, True]}, "seeds must be integers 0 to 4294967295, got True"),
+        ({"seeds": [2**32]}, "seeds must be integers 0 to 4294967295, got 4294967296"),
+        ({"each_variant": ["epochs"]}, "each_variant must be a mapping of settings"),
+        ({"each_variant": {"epochs": [1, 2]}}, "each_variant.epochs must be one value, got a list"),
+        ({"set": {7: 1}}, "set.7 must be a key of params.yaml holding one value"),
     ],
 )
 def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, fields, message):
@@ -172,6 +173,43 @@ def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, fi
         load_sweep(path, PARAMS)
     text = str(error.value)
     assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+SWEEP_TEXT = "param: datasets.fixed.noise\nvalues: [0.1]\nvariants: [gru]\nseeds: [21]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- small\n", "must be a mapping with keys name, param, values, variants, seeds"),
+        (
+            "name: small\n" + SWEEP_TEXT.replace("seeds: [21]\n", ""),
+            "missing key 'seeds'; the keys are name, param, values, variants, seeds, each_variant, set",
+        ),
+        (
+            "name: Small\n" + SWEEP_TEXT,
+            "name must be lower-case letters, digits, '-' or '_', got 'Small'",
+        ),
+    ],
+)
+def test_a_sweep_files_shape_and_name_are_one_line_too(tmp_path, text, message):
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    with pytest.raises(SweepError) as error:
+        load_sweep(path, PARAMS)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_swept_values_keep_their_yaml_types_in_names_and_overrides(tmp_path):
+    path = write_sweep(
+        tmp_path, "s", param="datasets.fixed.noise", values=[1, 0.5], variants=["gru"], seeds=[21]
+    )
+    sweep = load_sweep(tmp_path / path, PARAMS)
+    assert [point.name for point in sweep.points] == ["s-1-seed-21", "s-0.5-seed-21"]
+    assert [point.set_params()[1] for point in sweep.points] == [
+        "datasets.fixed.noise=1",
+        "datasets.fixed.noise=0.5",
+    ]
 
 
 # ---------------------------------------------------------------------------

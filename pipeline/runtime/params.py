@@ -5,42 +5,35 @@ keys refused), so the values a stage uses are the values `dvc.lock` records. It 
 once per process; a mistake anywhere stops the pipeline before anything is written, with
 one line that names the key and says what is allowed. Nothing else reads params.yaml.
 
-A model variant's architecture is a `ModelSpec` (pipeline/library/settings.py). Nothing here imports torch, so params are checked before any heavy import.
+Each section is a pydantic model of pipeline/library/settings.py, whose field types hold
+the checks and their words; here pydantic's errors become that one line, and the checks
+across sections follow. Nothing here imports torch, so params are checked before any heavy
+import.
 """
 
-import math
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic_core import ErrorDetails
 
 from pipeline.library.errors import ParamsError
 from pipeline.library.settings import (
-    ARCHS,
     DatasetParams,
     ModelParams,
-    ModelSpec,
-    SpecError,
+    Name,
+    Settings,
     SplitParams,
+    at_key,
+    one_line,
+    one_of,
+    problem_with,
 )
-
-# ---------------------------------------------------------------------------
-# The params, as the stages get them.
 
 DEVICES = ("auto", "cpu", "cuda")
 #: CPU kernel families torch can be pinned to (see pipeline/library/numerics.py).
 CPU_CAPABILITIES = ("default", "avx2", "avx512")
-MAX_SEED = 2**32 - 1  # NumPy's legacy generator takes seeds below 2**32
-#: Names become file names, stage names and MLflow keys: short, and never an option.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
-#: Parquet list offsets are 32-bit: a file holds fewer than 2**31 points, 4 per square.
-MAX_SQUARES = 500_000_000
-MAX_NOISE = 1e6
-#: Adam moves each weight by about lr per step: beyond this nothing is learnt, and from
-#: about 1e37 its first step overflows float32.
-MAX_LEARNING_RATE = 10.0
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 8  # the contract nests 3 deep; deeper is a mistake, not a setting
 #: Each split part must keep at least one square of a dataset: rounding per class can lose
@@ -48,17 +41,26 @@ MAX_DEPTH = 8  # the contract nests 3 deep; deeper is a mistake, not a setting
 MIN_PART_SHARE = 2
 
 
-@dataclass(frozen=True)
-class Params:
-    """The validated params.yaml; `values` keeps the plain values as DVC reads them."""
+class Params(Settings):
+    """The validated params.yaml, read from `source`; `values` keeps the plain values as DVC
+    reads them (both set by `params_from_values`)."""
 
-    datasets: dict[str, DatasetParams]
+    datasets: Annotated[dict[Name, DatasetParams], Field(min_length=1)]
     split: SplitParams
-    models: dict[str, ModelParams]
-    device: str
-    cpu_capability: str
-    values: dict[str, Any]
-    source: Path
+    models: Annotated[dict[Name, ModelParams], Field(min_length=1)]
+    device: one_of(DEVICES)
+    cpu_capability: one_of(CPU_CAPABILITIES)
+
+    _values: dict[str, Any] = PrivateAttr()
+    _source: Path = PrivateAttr()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self._values
+
+    @property
+    def source(self) -> Path:
+        return self._source
 
     def dataset(self, name: str) -> DatasetParams:
         """The params of dataset `name`; ParamsError if params.yaml has none."""
@@ -96,76 +98,6 @@ def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Rules: what each key accepts, in words a user reads in the error message.
-
-
-@dataclass(frozen=True)
-class _Rule:
-    allowed: str
-    accepts: Callable[[Any], bool]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(low: int, high: int | None = None) -> _Rule:
-    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-    return _Rule(allowed, lambda v: _is_int(v) and v >= low and (high is None or v <= high))
-
-
-BOOLEAN = _Rule("true or false", lambda v: isinstance(v, bool))
-SEED = _integer(0, MAX_SEED)
-POSITIVE = _integer(1)
-NOISE = _Rule(
-    f"a finite number from 0 to {MAX_NOISE:g}", lambda v: _is_number(v) and 0 <= v <= MAX_NOISE
-)
-FRACTION = _Rule("a number in (0, 1)", lambda v: _is_number(v) and 0 < v < 1)
-LEARNING_RATE = _Rule(
-    f"a number > 0 and at most {MAX_LEARNING_RATE:g}",
-    lambda v: _is_number(v) and 0 < v <= MAX_LEARNING_RATE,
-)
-NAME = _Rule(
-    "a name of 1 to 64 letters, digits, '_' or '-', not starting with '-'",
-    lambda v: isinstance(v, str) and NAME_PATTERN.fullmatch(v) is not None,
-)
-
-
-def _one_of(options: tuple[str, ...]) -> _Rule:
-    return _Rule(f"one of {', '.join(options)}", lambda v: v in options)
-
-
-DATASET_RULES = {
-    "n": _integer(1, MAX_SQUARES),
-    "noise": NOISE,
-    "seed": SEED,
-    "variable_len": BOOLEAN,
-    "shuffle_points": BOOLEAN,
-}
-SPLIT_RULES = {"seed": SEED, "val": FRACTION, "test": FRACTION}
-#: The architecture's rules (ModelSpec's fields, in order), then training's.
-MODEL_RULES = {
-    "arch": _one_of(ARCHS),
-    "dataset": NAME,
-    "hidden_dim": POSITIVE,
-    "num_layers": POSITIVE,
-    "bidirectional": BOOLEAN,
-    "packed": BOOLEAN,
-    "epochs": POSITIVE,
-    "batch_size": POSITIVE,
-    "lr": LEARNING_RATE,
-    "seed": SEED,
-    "shuffle_seed": SEED,
-}
-SPEC_KEYS = tuple(field.name for field in fields(ModelSpec))
-TOP_LEVEL_KEYS = ("datasets", "split", "models", "device", "cpu_capability")
-
-
-# ---------------------------------------------------------------------------
 # Loading.
 
 
@@ -176,24 +108,24 @@ def load_params(path: Path | str = "params.yaml") -> Params:
 
 
 def params_from_values(values: Any, source: Path) -> Params:
-    """Validate values parsed from `source` (params.yaml) into Params."""
-    check = _Checker(source)
-    check.keys(values, "", TOP_LEVEL_KEYS)
-    datasets = {
-        name: DatasetParams(**check.section(section, f"datasets.{name}", DATASET_RULES))
-        for name, section in check.named_sections(values["datasets"], "datasets").items()
-    }
-    split = SplitParams(**check.section(values["split"], "split", SPLIT_RULES))
-    models = {
-        name: _model_params(check, f"models.{name}", section)
-        for name, section in check.named_sections(values["models"], "models").items()
-    }
-    device = check.value(values["device"], "device", _one_of(DEVICES))
-    cpu_capability = check.value(
-        values["cpu_capability"], "cpu_capability", _one_of(CPU_CAPABILITIES)
-    )
+    """Validate values parsed from `source` (params.yaml) into Params; ParamsError naming
+    the first mistake otherwise."""
+    try:
+        params = Params.model_validate(values)
+    except ValidationError as error:
+        raise ParamsError(f"{source}: {_first_mistake(error)}") from None
+    params._values, params._source = values, source
+    _check_across_sections(params)
+    return params
+
+
+def _check_across_sections(params: Params) -> None:
+    """What no section can check alone: the split leaves every part of every dataset some
+    squares, and each model fits its dataset."""
+    split, datasets = params.split, params.datasets
     if Fraction(repr(split.val)) + Fraction(repr(split.test)) >= 1:
-        check.fail(
+        _refuse(
+            params,
             "split.val + split.test",
             f"must be < 1 (the rest is training), got {split.val} + {split.test}",
         )
@@ -201,44 +133,100 @@ def params_from_values(values: Any, source: Path) -> Params:
         for part in ("val", "test"):
             share = Fraction(repr(getattr(split, part))) * dataset.n
             if share < MIN_PART_SHARE:
-                check.fail(
+                _refuse(
+                    params,
                     f"split.{part}",
                     f"leaves datasets.{name} (n = {dataset.n}) too few squares: {part} x n must "
                     f"be at least {MIN_PART_SHARE}, got {getattr(split, part)} x {dataset.n}",
                 )
-    for name, model in models.items():
-        _check_model_fits_dataset(check, name, model, datasets)
-    return Params(datasets, split, models, device, cpu_capability, values, source)
+    for name, model in params.models.items():
+        key = f"models.{name}"
+        if model.dataset not in datasets:
+            known = ", ".join(datasets)
+            _refuse(
+                params,
+                f"{key}.dataset",
+                f"must name a key of datasets ({known}), got {model.dataset!r}",
+            )
+        variable_len = datasets[model.dataset].variable_len
+        if model.arch == "conv1d" and variable_len:
+            _refuse(params, f"{key}.dataset", "must be a fixed-length dataset for arch conv1d")
+        if model.bidirectional and variable_len and not model.packed:
+            # Read from padding, the backward direction would start on zeros.
+            _refuse(
+                params,
+                f"{key}.packed",
+                f"must be true for a bidirectional model on variable-length dataset "
+                f"{model.dataset!r}",
+            )
 
 
-def _model_params(check: "_Checker", key: str, section: Any) -> ModelParams:
-    values = check.section(section, key, MODEL_RULES)
-    try:
-        spec = ModelSpec(**{name: values.pop(name) for name in SPEC_KEYS})
-    except SpecError as error:
-        check.fail(f"{key}.{error.key}", error.problem)
-    return ModelParams(spec=spec, **values)
+def _refuse(params: Params, key: str, problem: str) -> None:
+    raise ParamsError(f"{params.source}: {key} {problem}")
 
 
-def _check_model_fits_dataset(
-    check: "_Checker", name: str, model: ModelParams, datasets: dict[str, DatasetParams]
-) -> None:
-    key = f"models.{name}"
-    if model.dataset not in datasets:
-        known = ", ".join(datasets)
-        check.fail(
-            f"{key}.dataset", f"must name a key of datasets ({known}), got {model.dataset!r}"
-        )
-    variable_len = datasets[model.dataset].variable_len
-    spec = model.spec
-    if spec.arch == "conv1d" and variable_len:
-        check.fail(f"{key}.dataset", "must be a fixed-length dataset for arch conv1d")
-    if spec.bidirectional and variable_len and not spec.packed:
-        # Read from padding, the backward direction would start on zeros.
-        check.fail(
-            f"{key}.packed",
-            f"must be true for a bidirectional model on variable-length dataset {model.dataset!r}",
-        )
+# ---------------------------------------------------------------------------
+# pydantic's errors, as one line.
+
+#: A section's structure comes before its names, and its names before its values: an unknown
+#: key (a typo) explains more than the value missing under the right one.
+_STRUCTURE_RANK = {"missing": 0, "extra_forbidden": 1, "invalid_key": 1}
+_NAME_RANK, _VALUE_RANK = 2, 3
+
+
+def _first_mistake(error: ValidationError) -> str:
+    """The mistake to fix first, as "<dotted key> <problem>": within each mapping its missing
+    and unknown keys, then its names, then its values; keys in the order of the settings'
+    fields, names in the file's."""
+    errors = error.errors(include_url=False)
+    seen: dict[tuple[Any, ...], int] = {}  # each location, in the order pydantic met it
+    for found in errors:
+        for end in range(1, len(found["loc"]) + 1):
+            seen.setdefault(found["loc"][:end], len(seen))
+
+    def precedence(found: ErrorDetails) -> list[tuple[int, int]]:
+        loc = found["loc"]
+        ranks = []
+        for end in range(1, len(loc) + 1):
+            if end == len(loc):
+                rank = _STRUCTURE_RANK.get(found["type"], _VALUE_RANK)
+            else:
+                rank = _NAME_RANK if loc[end:] == ("[key]",) else _VALUE_RANK
+            ranks.append((rank, seen[loc[:end]]))
+        return ranks
+
+    return _explain(min(errors, key=precedence))
+
+
+def _explain(error: ErrorDetails) -> str:
+    loc, kind = error["loc"], error["type"]
+    if kind in ("extra_forbidden", "invalid_key"):
+        allowed = ", ".join(_section_at(loc[:-1]).model_fields)
+        unknown = one_line(str(loc[-1]), 40)
+        return at_key((*loc[:-1], unknown), f"is not a known key (allowed: {allowed})")
+    if kind == "missing":
+        return at_key(loc, "is missing")
+    if kind == "model_type":
+        return at_key(loc, f"must be a mapping of {', '.join(_section_at(loc).model_fields)}")
+    if kind in ("dict_type", "too_short"):
+        return at_key(loc, "must be a non-empty mapping of names to settings")
+    return at_key(loc, problem_with(error))
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The settings model of the mapping at `loc`: Params, or one of its named sections."""
+    section: Any = Params
+    parts = iter(loc)
+    for part in parts:
+        section = section.model_fields[part].annotation
+        if get_origin(section) is dict:
+            section = get_args(section)[1]
+            next(parts, None)  # the section's name
+    return section
+
+
+# ---------------------------------------------------------------------------
+# Reading the YAML.
 
 
 def read_yaml(path: Path) -> Any:
@@ -267,9 +255,9 @@ def read_yaml(path: Path) -> Any:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = (error.problem or "syntax error").split("\n")[0]
-        raise ParamsError(f"{path}: not valid YAML{where}: {_short(problem)}") from None
+        raise ParamsError(f"{path}: not valid YAML{where}: {one_line(problem)}") from None
     except YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML: {_short(str(error))}") from None
+        raise ParamsError(f"{path}: not valid YAML: {one_line(str(error))}") from None
     except RecursionError:
         raise ParamsError(f"{path}: nested too deeply to read") from None
     _check_depth(values, path)
@@ -288,61 +276,3 @@ def _check_depth(values: Any, path: Path) -> None:
         seen.add(id(value))
         children = value.values() if isinstance(value, dict) else value
         pending += [(child, depth + 1) for child in children]
-
-
-def _short(text: str, limit: int = 80) -> str:
-    """One line of at most `limit` characters: no value can flood a message."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _describe(value: Any) -> str:
-    """A value for a message, bounded: containers by kind, scalars by a short repr."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return _short(repr(value), 40)
-
-
-class _Checker:
-    """Validates parts of the parsed YAML, raising one-line ParamsErrors."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> None:
-        raise ParamsError(f"{self.path}: {key} {problem}" if key else f"{self.path}: {problem}")
-
-    def keys(self, mapping: Any, where: str, expected: tuple[str, ...]) -> None:
-        if not isinstance(mapping, dict):
-            self.fail(where, f"must be a mapping of {', '.join(expected)}")
-        prefix = f"{where}." if where else ""
-        for key in expected:
-            if key not in mapping:
-                self.fail(f"{prefix}{key}", "is missing")
-        for key in mapping:
-            if key not in expected:
-                self.fail(
-                    f"{prefix}{_short(str(key), 40)}",
-                    f"is not a known key (allowed: {', '.join(expected)})",
-                )
-
-    def named_sections(self, mapping: Any, where: str) -> dict[str, Any]:
-        if not isinstance(mapping, dict) or not mapping:
-            self.fail(where, "must be a non-empty mapping of names to settings")
-        for name in mapping:
-            if not NAME.accepts(name):
-                self.fail(f"{where}.{_short(str(name), 70)}", f"must be {NAME.allowed}")
-        return mapping
-
-    def value(self, value: Any, key: str, rule: _Rule) -> Any:
-        if not rule.accepts(value):
-            self.fail(key, f"must be {rule.allowed}, got {_describe(value)}")
-        return value
-
-    def section(self, mapping: Any, where: str, rules: dict[str, _Rule]) -> dict[str, Any]:
-        self.keys(mapping, where, tuple(rules))
-        return {
-            key: self.value(mapping[key], f"{where}.{key}", rule) for key, rule in rules.items()
-        }
