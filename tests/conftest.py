@@ -1,10 +1,12 @@
-"""Shared fixtures: real MLflow SQLite stores, working directories for the client, and copies
-of this repository to run DVC in."""
+"""Shared fixtures: real MLflow SQLite stores, working directories for the client, copies of
+this repository to run DVC in, and a headless Chromium with no network."""
 
 import contextlib
+import functools
 import itertools
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -343,3 +345,96 @@ def small_filesystem(tmp_path) -> Iterator[Callable[[int], Path]]:
     yield mount
     for path in mounted:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+#: Chromium or Chrome, by the names Debian, Ubuntu and Google install them under.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Headless (Playwright adds --headless), fetching nothing on its own account; the last three
+#: flags are one of offline_page's two locks on the network.
+BROWSER_FLAGS = (
+    "--no-sandbox",  # root, as in containers
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=socks5://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+
+
+@functools.cache
+def network_namespace() -> tuple[str, ...]:
+    """The `unshare` command that runs a program without network, or () where none is allowed.
+
+    As root it needs CAP_SYS_ADMIN; otherwise a user namespace of its own grants that.
+    """
+    for unshare in (("unshare", "--net", "--"), ("unshare", "--map-root-user", "--net", "--")):
+        try:
+            if subprocess.run([*unshare, "true"], capture_output=True).returncode == 0:
+                return unshare
+        except FileNotFoundError:  # no util-linux
+            return ()
+    return ()
+
+
+@pytest.fixture(scope="session")
+def browser_executable(tmp_path_factory) -> Path:
+    """The system's Chromium or Chrome, started in a network namespace where one is allowed.
+
+    Fails, not skips, where there is none: CI's machines have one (.ci/run installs it).
+    """
+    found = next(filter(None, map(shutil.which, BROWSERS)), None)
+    if found is None:
+        pytest.fail(
+            f"no Chromium or Chrome on PATH (looked for {', '.join(BROWSERS)}):"
+            " apt-get install -y chromium, as .ci/run does"
+        )
+    if not network_namespace():
+        return Path(found)
+    wrapper = tmp_path_factory.mktemp("browser") / "offline-chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join([*network_namespace(), found])} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.fixture
+def browser_errors() -> list[str]:
+    """The console errors and uncaught exceptions of offline_page's tab, in order.
+
+    The test fails on any left when it ends: one that expects some removes them.
+    """
+    return []
+
+
+@pytest.fixture
+def offline_page(browser_executable, browser_errors) -> Iterator:
+    """A 1280 x 900 tab of a fresh headless Chromium (Playwright) with no network at all.
+
+    Two locks on the network, either of which holds alone (tests/test_browser.py checks that
+    no request leaves): Chromium runs, where the kernel allows it, in a network namespace of
+    its own whose only interface, loopback, is down, so no host exists, not even this machine;
+    and its flags send every request, loopback included, to a proxy on a closed port and
+    resolve no host name (containers without CAP_SYS_ADMIN, for instance, refuse namespaces).
+    """
+    from playwright.sync_api import sync_playwright
+
+    def console(message) -> None:
+        if message.type == "error":
+            browser_errors.append(f"console error: {message.text} ({message.location['url']})")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_executable, headless=True, args=BROWSER_FLAGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.on("console", console)
+            page.on("pageerror", lambda error: browser_errors.append(f"page error: {error}"))
+            yield page
+        finally:
+            browser.close()
+    assert browser_errors == [], "the page logged errors:\n" + "\n".join(browser_errors)

@@ -1,6 +1,7 @@
 """The report and the `dvc plots show` page, opened as a user would offline: in headless
-Chromium with no network at all (tests/browser.py). Each test saves a screenshot of the
-page in its tmp_path, to look at when it fails."""
+Chromium, driven by Playwright, with no network at all (offline_page in tests/conftest.py).
+A test fails on any console error or uncaught exception of the page. Each test saves a
+screenshot of the page in its tmp_path, to look at when it fails."""
 
 import http.server
 import re
@@ -9,14 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser import CHROMIUM, OfflineBrowser
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 #: Every <img> of the page: its alt text and the width it decoded to (0: not loaded).
 PICTURES = "[...document.images].map(image => ({alt: image.alt, width: image.naturalWidth}))"
@@ -35,7 +29,9 @@ CHARTS = """Object.fromEntries([...document.querySelectorAll(".vega-embed")].map
 DRAW_CALL = re.compile(r"vegaEmbed\('#([^']+)'")
 
 
-def test_the_browser_reaches_no_server_not_even_one_on_this_machine(tmp_path) -> None:
+def test_the_browser_reaches_no_server_not_even_one_on_this_machine(
+    offline_page, browser_errors, tmp_path
+) -> None:
     requests: list[str] = []
 
     class Script(http.server.BaseHTTPRequestHandler):
@@ -62,10 +58,11 @@ def test_the_browser_reaches_no_server_not_even_one_on_this_machine(tmp_path) ->
             assert reply.read() == b"window.reached = true;"
         requests.clear()
         # ... the browser cannot even send the request.
-        with OfflineBrowser() as browser:
-            browser.open(page)
-            reached = browser.evaluate("window.reached === true")
-            fetched = browser.evaluate(f"fetch('{url}').then(() => 'fetched', error => error.name)")
+        offline_page.goto(page.as_uri())
+        reached = offline_page.evaluate("window.reached === true")
+        fetched = offline_page.evaluate(
+            f"fetch('{url}').then(() => 'fetched', error => error.name)"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -73,14 +70,22 @@ def test_the_browser_reaches_no_server_not_even_one_on_this_machine(tmp_path) ->
     assert not reached
     assert fetched == "TypeError"
     assert requests == []
+    # The page's only errors: the script and the fetch could not load.
+    assert browser_errors, "the failed loads were not logged"
+    assert all("Failed to load resource: net::ERR_" in e and url in e for e in browser_errors), (
+        browser_errors
+    )
+    browser_errors.clear()
 
 
-def test_every_picture_of_the_report_loads_offline(reproduced_template, tmp_path) -> None:
+def test_every_picture_of_the_report_loads_offline(
+    reproduced_template, offline_page, tmp_path
+) -> None:
     variants = reproduced_template.params()["models"]
-    with OfflineBrowser() as browser:
-        browser.open(reproduced_template.root / "data" / "report" / "index.html")
-        pictures = browser.evaluate(PICTURES)
-        screenshot = browser.screenshot(tmp_path / "report.png")
+    offline_page.goto((reproduced_template.root / "data" / "report" / "index.html").as_uri())
+    pictures = offline_page.evaluate(PICTURES)
+    screenshot = tmp_path / "report.png"
+    offline_page.screenshot(path=screenshot, full_page=True)
 
     assert pictures, f"the report shows no picture (see {screenshot})"
     assert [p["alt"] for p in pictures if p["width"] == 0] == [], f"not loaded (see {screenshot})"
@@ -88,24 +93,24 @@ def test_every_picture_of_the_report_loads_offline(reproduced_template, tmp_path
         assert any(name in p["alt"] for p in pictures), f"no picture of {name} (see {screenshot})"
 
 
-def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, tmp_path) -> None:
+def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, offline_page, tmp_path) -> None:
     variants = list(reproduced_repo.params()["models"])
     reproduced_repo.run("dvc", "plots", "show")
     page = reproduced_repo.root / "dvc_plots" / "index.html"
     drawn_into = DRAW_CALL.findall(page.read_text())
-    with OfflineBrowser() as browser:
-        browser.open(page)
-        assert browser.evaluate("Array.isArray(window.vegaCharts)"), (
-            "dvc_plots/index.html is not made from .dvc/plots/page.html: is plots.html_template"
-            " set in .dvc/config?"
-        )
-        outcomes = browser.evaluate(
-            "Promise.allSettled(window.vegaCharts)"
-            ".then(all => all.map(o => o.status === 'fulfilled' ? 'drawn' : String(o.reason)))"
-        )
-        charts = browser.evaluate(CHARTS)
-        pictures = browser.evaluate(PICTURES)
-        screenshot = browser.screenshot(tmp_path / "dvc_plots.png")
+    offline_page.goto(page.as_uri())
+    assert offline_page.evaluate("Array.isArray(window.vegaCharts)"), (
+        "dvc_plots/index.html is not made from .dvc/plots/page.html: is plots.html_template"
+        " set in .dvc/config?"
+    )
+    outcomes = offline_page.evaluate(
+        "Promise.allSettled(window.vegaCharts)"
+        ".then(all => all.map(o => o.status === 'fulfilled' ? 'drawn' : String(o.reason)))"
+    )
+    charts = offline_page.evaluate(CHARTS)
+    pictures = offline_page.evaluate(PICTURES)
+    screenshot = tmp_path / "dvc_plots.png"
+    offline_page.screenshot(path=screenshot, full_page=True)
     seen = f"(see {screenshot})"
 
     assert outcomes == ["drawn"] * len(drawn_into), f"charts that failed: {outcomes} {seen}"

@@ -23,7 +23,6 @@ from pipeline.pictures.report import (
     ranked,
     render_report,
 )
-from tests.browser import CHROMIUM, OfflineBrowser
 from tests.test_plots import draw
 
 
@@ -289,19 +288,20 @@ def test_the_introduction_claims_only_what_the_journeys_show(drawn_report):
             assert any(image["alt"] == description for image in images), path
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")
-def test_a_browser_shows_every_picture_at_1_to_1_in_a_1280_px_window(drawn_report, tmp_path):
+def test_a_browser_shows_every_picture_at_1_to_1_in_a_1280_px_window(
+    drawn_report, offline_page, tmp_path
+):
     page, _ = drawn_report
 
-    with OfflineBrowser() as browser:
-        browser.open(page)
-        shown = browser.evaluate(
-            "[...document.images].map(image => ({alt: image.alt, complete: image.complete,"
-            " natural: [image.naturalWidth, image.naturalHeight], shown: [image.width,"
-            " image.height], right: image.getBoundingClientRect().right}))"
-        )
-        window = browser.evaluate("document.documentElement.clientWidth")
-        screenshot = browser.screenshot(tmp_path / "report.png")
+    offline_page.goto(page.resolve().as_uri())
+    shown = offline_page.evaluate(
+        "[...document.images].map(image => ({alt: image.alt, complete: image.complete,"
+        " natural: [image.naturalWidth, image.naturalHeight], shown: [image.width,"
+        " image.height], right: image.getBoundingClientRect().right}))"
+    )
+    window = offline_page.evaluate("document.documentElement.clientWidth")
+    screenshot = tmp_path / "report.png"
+    offline_page.screenshot(path=screenshot, full_page=True)
 
     assert len(shown) == 1 + 6 + 3, screenshot  # the chart, the RNN's and the Conv1d's
     for image in shown:
