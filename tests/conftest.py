@@ -27,6 +27,7 @@ from support import (
     SPLIT,
     TRAIN,
     Workdir,
+    as_user,
     small_params,
 )
 
@@ -307,6 +308,28 @@ def session_workdir(
         return Workdir(root, package, public_directory / "servers", small_params(), empty_store)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def nobody_servers(public_directory) -> Path:
+    directory = public_directory / "servers-nobody"
+    directory.mkdir()
+    shutil.chown(directory, "nobody", "nogroup")
+    return directory
+
+
+@pytest.fixture
+def nobody_workdir(package, public_directory, nobody_servers, empty_store) -> Workdir:
+    """A workdir that user `nobody` owns (under the session's public directory)."""
+    root = Path(tempfile.mkdtemp(prefix="nobody-", dir=public_directory))
+    root.chmod(0o755)
+    workdir = Workdir(root, package, nobody_servers, small_params(), empty_store)
+    workdir.env["HOME"] = str(root)
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(root)], check=True)
+    probe = subprocess.run([*as_user("nobody"), "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot run as nobody here ({probe.stderr.strip()})")
+    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -2,41 +2,13 @@
 or store is one line naming it."""
 
 import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 from support import (
     GENERATE,
-    Workdir,
-    as_user,
     error_line,
     names_in,
-    small_params,
 )
-
-
-@pytest.fixture(scope="session")
-def nobody_servers(public_directory) -> Path:
-    directory = public_directory / "servers-nobody"
-    directory.mkdir()
-    shutil.chown(directory, "nobody", "nogroup")
-    return directory
-
-
-@pytest.fixture
-def nobody_workdir(package, public_directory, nobody_servers, empty_store) -> Workdir:
-    """A workdir that user `nobody` owns (under the session's public directory)."""
-    root = Path(tempfile.mkdtemp(prefix="nobody-", dir=public_directory))
-    root.chmod(0o755)
-    workdir = Workdir(root, package, nobody_servers, small_params(), empty_store)
-    workdir.env["HOME"] = str(root)
-    subprocess.run(["chown", "-R", "nobody:nogroup", str(root)], check=True)
-    probe = subprocess.run([*as_user("nobody"), "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot run as nobody here ({probe.stderr.strip()})")
-    return workdir
 
 
 def test_a_read_only_data_folder_is_one_line_naming_it(nobody_workdir):

@@ -1,17 +1,23 @@
-"""The CPU kernels torch runs, pinned so that trained bytes are the same on every machine.
+"""The CPU kernels the stages run, pinned so that their bytes are the same on every machine.
 
-torch picks its CPU kernels by what the processor can do (AVX-512 here, AVX2 there), and
-each family rounds differently: the same training gives other weights on another CPU.
-Three libraries choose by the CPU, and each is pinned here, in one place:
-- ATen's own kernels: `ATEN_CPU_CAPABILITY`, the family named by params.yaml's
-  `cpu_capability` (torch reads it once, at its first kernel call): `avx2` runs on every
-  x86-64 CPU since about 2015 (Intel Haswell, AMD Zen), `default` on any CPU;
-- MKL, torch's BLAS: `MKL_CBWR=COMPATIBLE`, the one branch Intel guarantees to give the
-  same results on every x86-64 processor, Intel or not;
+Libraries pick their kernels by what the processor can do (AVX-512 here, AVX2 there), and
+each family rounds differently: unpinned, the same training gives other weights on another
+CPU. Each library that chooses by the CPU is pinned here, in one place, to the family that
+params.yaml's `cpu_capability` names (`avx2` runs on every x86-64 CPU since about 2015,
+Intel Haswell and AMD Zen; `default` on any CPU):
+- ATen's own kernels: `ATEN_CPU_CAPABILITY` (torch reads it once, at its first kernel call);
+- MKL, torch's BLAS and vector maths: `MKL_CBWR=COMPATIBLE`, the branch Intel gives the
+  same results on every processor it recognises (AMD's get one generic branch anyway). Its
+  vector square root starts from an approximation the processor computes (rsqrtps), which
+  Intel and AMD round differently: the training loop uses torch's fused Adam, whose square
+  root is the exact instruction (pipeline/library/training.py);
 - oneDNN and NNPACK, which pick kernels by CPU with no such switch: turned off, so LSTMs
-  and convolutions run ATen's kernels, which the first pin covers.
-One thread, because kernels split sums by thread count. `pin` must run before torch is
-imported; `configure_torch` then checks and completes the pin in the stage's process.
+  and convolutions run ATen's kernels;
+- NumPy's own vector kernels and its OpenBLAS (the pictures' projections): capped at the
+  same family (`NPY_DISABLE_CPU_FEATURES`, `OPENBLAS_CORETYPE`).
+One thread, because kernels split sums by thread count. `pin` must run before torch or
+NumPy is imported; `configure_torch` then checks and completes the pin in the stage's
+process. tests/test_numerics.py imitates other machines, an Intel one under emulation too.
 """
 
 import os
@@ -21,13 +27,26 @@ class UnsupportedCapabilityError(ValueError):
     """The pinned kernel family needs instructions this CPU lacks."""
 
 
+#: NumPy's dispatch targets above each family (NumPy 2: X86_V3 is AVX2, X86_V4 AVX-512).
+NUMPY_ABOVE = {
+    "default": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+    "avx2": "X86_V4 AVX512_ICL AVX512_SPR",
+    "avx512": "AVX512_ICL AVX512_SPR",
+}
+#: OpenBLAS's kernels for each family (every DYNAMIC_ARCH build has them).
+OPENBLAS_CORE = {"default": "Prescott", "avx2": "Haswell", "avx512": "SkylakeX"}
+
+
 def pinned_environment(capability: str) -> dict[str, str]:
-    """The environment variables that pin torch's numerics to `capability`."""
+    """The environment variables that pin the numerics of torch and NumPy to `capability`."""
     return {
         "ATEN_CPU_CAPABILITY": capability,
         "MKL_CBWR": "COMPATIBLE",
+        "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE[capability],
+        "OPENBLAS_CORETYPE": OPENBLAS_CORE[capability],
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
     }
 
 

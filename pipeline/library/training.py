@@ -191,9 +191,11 @@ def train(
     train_data = train_data.to(device)
     if validation_data is not None:
         validation_data = validation_data.to(device)
-    # foreach does the same arithmetic as the per-tensor default, element by element (the
-    # book parity test holds it to the same bits), with one call per operation, not per tensor.
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
+    # Fused: one kernel for the whole step, whose square root is the processor's exact one.
+    # torch's other Adam paths take it from MKL's VML, whose portable branch starts from an
+    # approximation (rsqrtps) that Intel and AMD processors compute differently, so the same
+    # training gave other bytes on each (tests/test_numerics.py shows both).
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     loss_fn = nn.BCEWithLogitsLoss()
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     history = []

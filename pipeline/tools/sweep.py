@@ -19,8 +19,14 @@ MLflow as one run, `sweep@<sweep>`, whose children are the runs of its experimen
 """
 
 import argparse
+import fcntl
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,52 @@ from pipeline.tools.sweep_records import classify, dvc, read_experiments
 #: Where evaluate@<variant> writes its metrics (dvc.yaml), and the one the summary reads.
 METRICS_FILE = "data/metrics/{variant}.json"
 METRIC = "test_accuracy"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports after Ctrl-C
+#: Where a running sweep holds its lock: one sweep per sweep file at a time.
+LOCKS = Path(".dvc/tmp/sweeps")
+
+
+class Interruption:
+    """SIGTERM and SIGHUP stop a sweep as Ctrl-C does (a KeyboardInterrupt), noting which came,
+    so that the exit status is 128 + the signal's number."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._interrupt)
+
+    def _interrupt(self, signum: int, _frame: object) -> None:
+        self.signum = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def held(sweep_file: Path, name: str) -> Iterator[None]:
+    """Hold the sweep's lock while it runs; SweepError naming who holds it otherwise."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    path = LOCKS / f"{name}.lock"
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise SweepError(
+                f"{sweep_file}: sweep {name} is already running ({holder}); wait for it, or "
+                "stop it with Ctrl-C"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        lock.write(f"pid {os.getpid()} on {os.uname().nodename}, since {started}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
 
 
 def summary(sweep: Sweep, params: dict[str, Any]) -> int:
@@ -208,8 +259,10 @@ def main(argv: list[str]) -> int:
         if args.command == "run":
             if args.jobs < 1:
                 raise SweepError(f"--jobs must be at least 1, got {args.jobs}")
-            if not run_queue(sweep, params, args.jobs):
-                return EXIT_INTERRUPTED
+            interruption = Interruption()
+            with held(args.sweep, sweep.name):
+                if not run_queue(sweep, params, args.jobs):
+                    return interruption.status
             return summary(sweep, params)
         if args.command == "summary":
             return summary(sweep, params)
