@@ -18,7 +18,7 @@ from pipeline.library.errors import TrackingError
 from pipeline.library.files import md5_of, write_text
 from pipeline.library.models import build_model, save_checkpoint
 from pipeline.library.settings import ModelSpec
-from pipeline.library.squares import generate_squares, write_squares
+from pipeline.library.squares import extent, generate_squares, write_squares
 from pipeline.library.training import LabelledSequences, predict_proba
 from pipeline.runtime import host, store, tracking
 from pipeline.runtime.params import load_params
@@ -151,12 +151,10 @@ def logged_model(mlflow_store, tmp_path):
     squares = generate_squares(40, 0.1, seed=19, variable_len=True)
     write_squares(squares, tmp_path / "test.parquet")
     run = start(train.STAGE, "lstm_packed")
-    settings = PARAMS.model("lstm_packed").settings()
-    record = Record(
-        model=LoggedModel("lstm_packed", tmp_path / "model", settings, tmp_path / "test.parquet")
-    )
+    settings = PARAMS.model("lstm_packed").settings() | {"cpu_capability": "avx2"}
+    record = Record(model=LoggedModel(tmp_path / "model", settings, extent(squares)))
     weights = tmp_path / "model/weights.pt"
-    run.record(record, [OutputFile(weights, weights, "model/weights.pt")])
+    run.record(record, [OutputFile(weights, weights, "checkpoint/weights.pt")])
     run.end("FINISHED")
     return client, experiment, run, model, squares, tmp_path
 
@@ -170,19 +168,17 @@ def test_the_logged_model_has_a_signature_an_example_its_settings_and_scores_as_
     assert logged.params["seed"] == str(PARAMS.model("lstm_packed").seed)
     assert logged.params["lr"] == str(PARAMS.model("lstm_packed").lr)
     assert logged.params["arch"] == "lstm"
-    info = mlflow.models.get_model_info(f"models:/{model_id}")
-    assert info.signature is not None
-    assert [column.name for column in info.signature.inputs.inputs] == [
-        "seq_id",
-        "label",
-        "length",
-        "points",
-    ]
+    info = mlflow.models.get_model_info(f"runs:/{run.run_id}/model")  # where users look
+    assert info.model_id == model_id
+    inputs = {column.name: column.required for column in info.signature.inputs.inputs}
+    assert inputs == {"points": True, "seq_id": False}  # nothing a client cannot know
     assert info.saved_input_example_info is not None
-    served = mlflow.pyfunc.load_model(f"models:/{model_id}")
-    predicted = served.predict(pd.read_parquet(tmp_path / "test.parquet"))
+    served = mlflow.pyfunc.load_model(f"runs:/{run.run_id}/model")
+    predicted = served.predict(pd.read_parquet(tmp_path / "test.parquet"))  # {x0, x1} points
     expected = predict_proba(model, LabelledSequences.from_squares(squares)).numpy()
     assert np.array_equal(predicted, expected)
+    pairs = pd.DataFrame({"points": [[[-1, -1], [-1, 1], [1, 1]]]})  # integers, [x, y]
+    assert served.predict(pairs).shape == (1,)
 
 
 def test_test_metrics_are_linked_to_the_model_scored_and_the_test_dataset(logged_model):

@@ -17,6 +17,7 @@ Reading checks the schema and converts to padded arrays without a Python loop
 over sequences; values round-trip exactly.
 """
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -70,6 +71,16 @@ class Squares:
         return Squares(
             self.seq_ids[indices], self.points[indices], self.lengths[indices], self.labels[indices]
         )
+
+
+def extent(squares: Squares) -> dict[str, int | float]:
+    """The lengths and the coordinates' reach of a set of squares: what a model trained on
+    them has seen (the logged model refuses squares far outside it)."""
+    return {
+        "min_length": int(squares.lengths.min()),
+        "max_length": int(squares.lengths.max()),
+        "max_abs_coordinate": math.ceil(float(np.abs(squares.points).max()) * 100) / 100,
+    }
 
 
 def step_mask(lengths: np.ndarray, max_length: int) -> np.ndarray:

@@ -52,12 +52,12 @@ class DatasetFile:
 
 @dataclass(frozen=True)
 class LoggedModel:
-    """A trained model to log: its directory (config.json + weights.pt) and what made it."""
+    """A trained model to log: its checkpoint's directory, what made it, what it accepts
+    (the lengths and coordinates of its training data)."""
 
-    name: str
     directory: Path
     settings: dict[str, Any]
-    example_file: Path  # a Parquet file of the dataset schema; its first row is the example
+    accepts: dict[str, Any]
 
 
 @dataclass

@@ -54,7 +54,6 @@ CLIENT_WATCH_S = 0.2
 #: What every stage imports besides the stage modules, without running any torch operation.
 PRELOADED = (
     "pipeline.runtime.tracking",
-    "pipeline.runtime.logged_model",
     "torch._dynamo",  # torch.optim imports it on the first optimizer: 2 s
     "mlflow.pyfunc",
     "mlflow.models.signature",

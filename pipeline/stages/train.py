@@ -6,7 +6,7 @@ from pipeline.library.errors import ParamsError
 from pipeline.library.history import FILES as HISTORY_FILES
 from pipeline.library.history import History, write_history
 from pipeline.library.models import CONFIG_FILE, WEIGHTS_FILE, build_model, save_checkpoint
-from pipeline.library.squares import count_rows, read_squares
+from pipeline.library.squares import count_rows, extent, read_squares
 from pipeline.library.training import (
     LabelledSequences,
     TrainingDivergedError,
@@ -26,7 +26,7 @@ STAGE = Stage(
         Arg("splits", "holds train.parquet and val.parquet", ("train.parquet", "val.parquet")),
     ),
     outputs=(
-        Arg("model", "where weights.pt and config.json go", (WEIGHTS_FILE, CONFIG_FILE)),
+        Arg("checkpoint", "where weights.pt and config.json go", (WEIGHTS_FILE, CONFIG_FILE)),
         Arg("history", "where loss.csv and accuracy.csv go", HISTORY_FILES),
     ),
     uses_torch=True,
@@ -53,10 +53,11 @@ def run(context: Context) -> None:
     settings, splits = context.model, context.inputs["splits"]
     train_file, val_file = splits / "train.parquet", splits / "val.parquet"
     model = build_model(settings.spec, seed=settings.seed)
+    training = read_squares(train_file)
     try:
         epochs = train(
             model,
-            LabelledSequences.from_squares(read_squares(train_file)),
+            LabelledSequences.from_squares(training),
             validation_data=LabelledSequences.from_squares(read_squares(val_file)),
             epochs=settings.epochs,
             batch_size=settings.batch_size,
@@ -68,15 +69,14 @@ def run(context: Context) -> None:
         raise ParamsError(
             f"{context.params.source}: models.{context.name}.lr: {error}; try a smaller one"
         ) from None
-    save_checkpoint(model, settings.spec, context.outputs["model"])
+    save_checkpoint(model, settings.spec, context.outputs["checkpoint"])
     write_history(History.from_epochs(epochs), context.outputs["history"])
 
     context.record.dataset(train_file, "training")
     context.record.dataset(val_file, "validation")
     context.record.history = [asdict(stats) for stats in epochs]
     context.record.model = LoggedModel(
-        name=context.name,
-        directory=context.outputs["model"],
-        settings=settings.settings(),
-        example_file=train_file,
+        directory=context.outputs["checkpoint"],
+        settings=settings.settings() | {"cpu_capability": context.params.cpu_capability},
+        accepts=extent(training),
     )

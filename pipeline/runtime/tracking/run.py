@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import LoggedModelInput, Metric
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from pipeline.library.files import linked_tree, md5_of
 from pipeline.runtime import host, store
@@ -37,8 +40,11 @@ from pipeline.runtime.tracking.connection import (
     connect,
     mlflow_errors,
 )
+from pipeline.runtime.tracking.served_model import load_model_dir, write_accepts
 
 ARTIFACT_LIMIT_BYTES = 20 * 2**20
+#: The logged model's input example: the clockwise square A, B, C, D.
+SQUARE_EXAMPLE = [[-1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]]
 #: Characters MLflow accepts in tag keys; anything else in a path becomes "_".
 _TAG_KEY_UNSAFE = re.compile(r"[^\w./ :-]")
 _MAX_KEY = 250  # MLflow's longest key
@@ -104,38 +110,39 @@ class StageRun:
             mlflow.end_run(status)
 
     def _log_model(self, model: LoggedModel) -> None:
-        """The checkpoint as a pyfunc model: signature, one input example, what made it."""
-        import pyarrow.parquet as pq
-
-        from pipeline.runtime.logged_model import load_model_dir
-
-        example = pq.read_table(model.example_file).slice(0, 1).to_pandas()
-        with warnings.catch_warnings():  # MLflow's hint about integer columns is not news
-            warnings.simplefilter("ignore", UserWarning)
-            probabilities = load_model_dir(model.directory).predict(example)
-            signature = mlflow.models.infer_signature(example, probabilities)
+        """The checkpoint as a pyfunc model at the run's `model` path (`runs:/<id>/model`):
+        what it accepts, a signature a client can meet, one example, what made it."""
         with tempfile.TemporaryDirectory(prefix="model-") as scratch:
             # Logged from a folder of its own: the staged folder's name must not travel.
-            files = {f"checkpoint/{file.name}": file for file in model.directory.iterdir()}
-            directory = linked_tree(files, scratch) / "checkpoint"
-            self._log_pyfunc(model, directory, example, signature)
-
-    def _log_pyfunc(
-        self, model: LoggedModel, directory: Path, example: Any, signature: Any
-    ) -> None:
-        info = mlflow.pyfunc.log_model(
-            name=model.name,
-            loader_module="pipeline.runtime.logged_model",
-            data_path=str(directory),
-            code_paths=[str(self.package_dir)],
-            pip_requirements=[
-                f"{package}=={version(package).split('+')[0]}"
-                for package in ("torch", "numpy", "pandas", "pyarrow")
-            ],
-            signature=signature,
-            input_example=example,
-            params={key: str(value) for key, value in model.settings.items()},
-        )
+            files = {f"data/{file.name}": file for file in model.directory.iterdir()}
+            directory = linked_tree(files, scratch) / "data"
+            write_accepts(directory, model.accepts, model.settings["cpu_capability"])
+            example = pd.DataFrame({"points": [SQUARE_EXAMPLE]})
+            with warnings.catch_warnings():  # MLflow's hints about column types are not news
+                warnings.simplefilter("ignore", UserWarning)
+                probabilities = load_model_dir(directory).predict(example)
+                signature = ModelSignature(
+                    inputs=Schema(
+                        [
+                            ColSpec(AnyType(), "points"),
+                            ColSpec(DataType.long, "seq_id", required=False),
+                        ]
+                    ),
+                    outputs=infer_signature(example, probabilities).outputs,
+                )
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    loader_module=load_model_dir.__module__,
+                    data_path=str(directory),
+                    code_paths=[str(self.package_dir)],
+                    pip_requirements=[
+                        f"{package}=={version(package).split('+')[0]}"
+                        for package in ("torch", "numpy", "pandas", "pyarrow")
+                    ],
+                    signature=signature,
+                    input_example=example,
+                    params={key: str(value) for key, value in model.settings.items()},
+                )
         mlflow.set_tag("model_id", info.model_id)
 
     def _log_metrics(self, record: Record) -> None:
