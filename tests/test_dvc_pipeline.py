@@ -51,6 +51,8 @@ def test_every_stage_ran_once_as_one_mlflow_run_matching_dvc_lock(reproduced_tem
     assert sorted(run.info.run_name for run in runs) == sorted(ALL_STAGES)
     commit = repo.run("git", "rev-parse", "HEAD~1").stdout.strip()  # HEAD is the result
     for run in runs:
+        assert run.data.tags["pipeline.kind"] == "pipeline"
+        assert run.data.tags["mlflow.note.content"].startswith(f"{run.info.run_name}: ")
         stage = lock[run.info.run_name]
         assert run.info.status == "FINISHED"
         dvc_params = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/dvc_params.json")
@@ -183,13 +185,18 @@ def test_verify_reruns_the_committed_pipeline_from_scratch_and_finds_the_same_by
 def test_an_experiment_in_a_temporary_workspace_logs_to_the_repository_store(reproduced_repo):
     reproduced_repo.run("dvc", "exp", "run", "--temp", "-S", "models.gru.seed=7")
     runs = reproduced_repo.mlflow_runs()
-    assert sorted(run.info.run_name for run in runs) == sorted(
+    assert sorted(run.data.tags["dvc.stage"] for run in runs) == sorted(
         ["train@gru", "evaluate@gru", "plot@gru", "report"]
     )
     assert all(run.info.status == "FINISHED" for run in runs)
     root_artifacts = str(reproduced_repo.root / "mlruns")
     assert all(run.info.artifact_uri.startswith(root_artifacts) for run in runs)
     [name] = {run.data.tags["dvc.exp_name"] for run in runs}  # one experiment, named
+    # Named and described apart from the pipeline's own runs.
+    assert {run.data.tags["pipeline.kind"] for run in runs} == {"experiment"}
+    for run in runs:
+        assert run.info.run_name == f"{run.data.tags['dvc.stage']} [{name}]"
+        assert run.data.tags["mlflow.note.content"].endswith(f"; DVC experiment {name}.")
     assert name in reproduced_repo.run("dvc", "exp", "list", "--name-only").stdout.split()
     baseline = reproduced_repo.run("git", "rev-parse", "HEAD").stdout.strip()
     assert {run.data.tags["dvc.exp_baseline"] for run in runs} == {baseline}

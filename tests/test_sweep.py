@@ -319,14 +319,21 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
+#: Where a sweep's runs go: an experiment of their own, beside the pipeline's.
+SWEEPS = "square-sequences-sweeps"
+
+
 def runs_tagged(client: MlflowClient, names: set[str]) -> list:
-    experiment = client.get_experiment_by_name("square-sequences")
-    runs = client.search_runs([experiment.experiment_id], run_view_type=3, max_results=10_000)
+    return runs_in(client, client.get_experiment_by_name(SWEEPS).experiment_id, names)
+
+
+def runs_in(client: MlflowClient, experiment_id: str, names: set[str]) -> list:
+    runs = client.search_runs([experiment_id], run_view_type=3, max_results=10_000)
     return [run for run in runs if run.data.tags.get("dvc.exp_name") in names]
 
 
 def sweep_run(client: MlflowClient, name: str):
-    experiment = client.get_experiment_by_name("square-sequences")
+    experiment = client.get_experiment_by_name(SWEEPS)
     (run,) = client.search_runs([experiment.experiment_id], f"tags.`dvc.sweep` = '{name}'")
     return run
 
@@ -448,10 +455,13 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
                 run
                 for run in runs
                 if run.data.tags["dvc.exp_name"] == name
-                and run.info.run_name == f"evaluate@{variant}"
+                and run.data.tags["dvc.stage"] == f"evaluate@{variant}"
             ]
             metrics = shown[name]["metrics"][f"data/metrics/{variant}.json"]["data"]
             assert evaluation.data.metrics["test_accuracy"] == metrics["test_accuracy"]
+    pipeline = client.get_experiment_by_name("square-sequences")
+    if pipeline is not None:  # the sweep logged none of its runs among the pipeline's
+        assert runs_in(client, pipeline.experiment_id, names) == []
     parent = sweep_run(client, "small")
     assert parent.info.status == "FINISHED"
     assert {run.data.tags.get("mlflow.parentRunId") for run in runs} == {parent.info.run_id}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.library.settings import DatasetParams
 from pipeline.runtime import host
 from pipeline.runtime.declaration import Stage
 from pipeline.runtime.params import Params
@@ -81,9 +82,14 @@ class Record:
 
 
 def describe_run(stage: Stage, name: str | None, params: Params, inputs: list[Path]) -> RunStart:
-    """The run of `stage` for item `name`: its params under shared names, DVC's params, tags."""
+    """The run of `stage` for item `name`: its name and description, its params under shared
+    names, DVC's params, its tags."""
+    run_name = stage.run_name(name)
+    experiment = os.environ.get("DVC_EXP_NAME")
     tags = {
-        "dvc.stage": stage.run_name(name),
+        "dvc.stage": run_name,
+        # Runs of `dvc repro` (the results dvc.lock records) and of DVC experiments, apart.
+        "pipeline.kind": "experiment" if experiment else "pipeline",
         "mlflow.source.git.commit": git_commit(),
         **host.place(),
         "pid": str(os.getpid()),
@@ -91,28 +97,44 @@ def describe_run(stage: Stage, name: str | None, params: Params, inputs: list[Pa
     }
     if stage.item == "models":
         model = params.model(name)
+        dataset = params.dataset(model.dataset)
         tags |= {"variant": name, "arch": model.spec.arch, "dataset": model.dataset}
         shared = model.settings() | {
             "device": params.device,
             "cpu_capability": params.cpu_capability,
         }
         shared |= _data_params(params, model.dataset, with_split=True)
+        what = (
+            f"{model.spec.describe()}, {model.epochs} epochs on {model.dataset} "
+            f"({_squares(dataset)})"
+        )
     elif stage.item == "datasets":
         tags["dataset"] = name
         with_split = stage.name != "generate"
         shared = {"dataset": name} | _data_params(params, name, with_split=with_split)
+        what = _squares(params.dataset(name))
     else:
         shared = {"variants": ",".join(params.models), **_split_params(params)}
+        what = f"{len(params.models)} variants on one page"
     for variable, tag in EXPERIMENT_TAGS.items():
         if os.environ.get(variable):
             tags[tag] = os.environ[variable]
+    where = f"DVC experiment {experiment}" if experiment else "dvc repro"
+    tags["mlflow.note.content"] = f"{run_name}: {what}; {where}."
     return RunStart(
-        name=stage.run_name(name),
+        name=f"{run_name} [{experiment}]" if experiment else run_name,
         params=shared,
         dvc_params=params.tracked(*stage.tracked_keys(name)),
         tags=tags,
         inputs=inputs,
     )
+
+
+def _squares(dataset: DatasetParams) -> str:
+    """A dataset in words: "1,024 squares, noise 0.1, 4 points each"."""
+    points = "2 to 4 points each" if dataset.variable_len else "4 points each"
+    order = ", points shuffled" if dataset.shuffle_points else ""
+    return f"{dataset.n:,} squares, noise {dataset.noise:g}, {points}{order}"
 
 
 def _data_params(params: Params, dataset: str, with_split: bool) -> dict[str, Any]:

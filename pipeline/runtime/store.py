@@ -26,6 +26,7 @@ from urllib.parse import ParseResult, quote
 from pipeline.library.errors import TrackingError
 
 CONNECT_TIMEOUT_S = 5
+DEFAULT_EXPERIMENT = "square-sequences"
 SQLITE_PREFIX = "sqlite:///"
 #: Characters a store's path cannot hold (see `sqlite_uri`).
 UNNAMEABLE = "?%"
@@ -34,6 +35,17 @@ UNNAMEABLE = "?%"
 ARTIFACT_ROOT_TAG = "pipeline.artifact_root"
 #: Where MLflow keeps what it stores, by table: what relocation rewrites.
 LOCATIONS = {"runs": "artifact_uri", "logged_models": "artifact_location"}
+
+
+def experiment_name() -> str:
+    """The MLflow experiment stages log to: MLFLOW_EXPERIMENT_NAME, else DEFAULT_EXPERIMENT."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def sweeps_experiment_name() -> str:
+    """Where a sweep's experiments log, apart from the pipeline's own runs, so that hundreds
+    of sweep runs do not push those out of the UI's first page."""
+    return f"{experiment_name()}-sweeps"
 
 
 def repository_root() -> Path:

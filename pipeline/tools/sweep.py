@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.library.errors import ParamsError, PipelineError
+from pipeline.runtime import store
 from pipeline.runtime.params import read_yaml
 from pipeline.tools.sweep_plan import Sweep, SweepError, load_sweep
 from pipeline.tools.sweep_queue import run_queue
@@ -248,6 +249,9 @@ def main(argv: list[str]) -> int:
         if command == "pull":
             sub.add_argument("remote", help="a git remote, e.g. origin")
     args = parser.parse_args(argv)
+    # The sweep's stages (run by DVC's queue workers, which inherit this environment) and
+    # its summary log to an experiment of their own, beside the pipeline's.
+    os.environ["MLFLOW_EXPERIMENT_NAME"] = store.sweeps_experiment_name()
     try:
         if not Path("dvc.yaml").is_file():
             raise SweepError("run from the repository's root (no dvc.yaml here)")

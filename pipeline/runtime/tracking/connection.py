@@ -9,9 +9,11 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from pipeline.library.errors import TrackingError
@@ -43,7 +45,6 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 for _noisy in ("mlflow", "alembic", "sqlalchemy"):
     logging.getLogger(_noisy).setLevel(logging.CRITICAL)
 
-DEFAULT_EXPERIMENT = "square-sequences"
 EXPERIMENT_DESCRIPTION = (
     "Noisy squares drawn corner by corner; each run is one DVC stage (`dvc.stage` tag). "
     "Select the `train@*` runs and press Compare: params share names across variants "
@@ -51,6 +52,7 @@ EXPERIMENT_DESCRIPTION = (
 )
 #: MLflow 3 opens an experiment of this kind on its runs, not on the GenAI overview.
 EXPERIMENT_KIND = "custom_model_development"
+T = TypeVar("T")
 #: A migration script's revision and the one before it (MLflow's alembic scripts).
 MIGRATION = re.compile(
     r"^revision\s*=\s*['\"](?P<revision>\w+)['\"].*?^down_revision\s*=\s*['\"]?(?P<down>\w+)",
@@ -111,7 +113,7 @@ def _check_schema(revision: str | None, database: Path, uri: str) -> None:
 
 
 def _experiment_id(artifact_root: Path | None) -> str:
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    name = store.experiment_name()
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -184,3 +186,25 @@ def client(uri: str | None = None) -> mlflow.MlflowClient:
     uri = uri or store.tracking_uri()
     open_experiment(uri)
     return mlflow.MlflowClient(uri)
+
+
+#: What a store says when another process created the same thing a moment before: a dataset,
+#: a model or an experiment, each created on first use (get-or-create is not atomic).
+RACE_SIGNS = ("RESOURCE_ALREADY_EXISTS", "UNIQUE constraint failed", "duplicate key value")
+RACE_ATTEMPTS = 5
+
+
+def settled(call: Callable[[], T]) -> T:
+    """`call()`; again, a few times, where it lost a get-or-create race to another process.
+
+    Stages started together (`dvc queue start -j 2`, a sweep) log the same new dataset in
+    the same second; the loser's request fails though what it wanted now exists."""
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return call()
+        except MlflowException as error:
+            text = f"{error.error_code} {error.message}"
+            if attempt == RACE_ATTEMPTS or not any(sign in text for sign in RACE_SIGNS):
+                raise
+            time.sleep(0.05 * attempt)  # let the winner's transaction end
+    raise AssertionError("unreachable")

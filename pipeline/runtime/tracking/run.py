@@ -39,6 +39,7 @@ from pipeline.runtime.tracking.connection import (
     apply_environment_defaults,
     connect,
     mlflow_errors,
+    settled,
 )
 from pipeline.runtime.tracking.served_model import load_model_dir, write_accepts
 
@@ -84,10 +85,12 @@ class StageRun:
         """Log what the body noted, and every output (tags, artifacts)."""
         with mlflow_errors(self.uri, "cannot record the run"):
             if record.datasets:
-                mlflow.log_inputs(
-                    datasets=[_dataset(used.file, used.name) for used in record.datasets],
-                    contexts=[used.context for used in record.datasets],
-                    tags_list=[None] * len(record.datasets),
+                datasets = [_dataset(used.file, used.name) for used in record.datasets]
+                contexts = [used.context for used in record.datasets]
+                settled(
+                    lambda: mlflow.log_inputs(
+                        datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets)
+                    )
                 )
             if record.history:
                 now = int(time.time() * 1000)
@@ -159,7 +162,7 @@ class StageRun:
                 mlflow.set_tag("training_run_id", training_run.info.run_id)
                 model_id = training_run.data.tags.get("model_id")
                 if model_id:
-                    mlflow.log_input(model=LoggedModelInput(model_id))
+                    settled(lambda: mlflow.log_input(model=LoggedModelInput(model_id)))
                 now = int(time.time() * 1000)
                 mlflow.MlflowClient().log_batch(
                     training_run.info.run_id,
@@ -170,7 +173,7 @@ class StageRun:
         dataset = None
         if record.metrics_dataset is not None:  # an input: its name is where it is
             dataset = _dataset(record.metrics_dataset, record.metrics_dataset)
-        mlflow.log_metrics(record.metrics, model_id=model_id, dataset=dataset)
+        settled(lambda: mlflow.log_metrics(record.metrics, model_id=model_id, dataset=dataset))
 
     def _run_that_wrote(self, path: Path) -> Any:
         key = _tag_key("output", path)
