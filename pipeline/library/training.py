@@ -11,6 +11,7 @@ counts, so a caller that wants the same bytes everywhere calls torch.set_num_thr
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
@@ -181,10 +182,12 @@ def train(
     shuffle_seed: int,
     validation_data: LabelledSequences | None = None,
     device: torch.device | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> list[EpochStats]:
     """Train `model` in place with Adam on BCEWithLogitsLoss; one EpochStats per epoch.
 
     `device` defaults to the CPU; the data moves there once, before the first epoch.
+    `on_epoch` hears of each epoch as it ends (a progress line).
     """
     device = device or torch.device("cpu")
     model.to(device)
@@ -233,4 +236,6 @@ def train(
             val_loss, val_accuracy = validation.loss, validation.accuracy
 
         history.append(EpochStats(epoch, train_loss, train_accuracy, val_loss, val_accuracy))
+        if on_epoch is not None:
+            on_epoch(history[-1])
     return history

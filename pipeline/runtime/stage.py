@@ -36,6 +36,7 @@ from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec
 from pipeline.runtime.declaration import Stage
 from pipeline.runtime.identity import Snapshot, changed, source_snapshot
 from pipeline.runtime.params import Params, load_params
+from pipeline.runtime.progress import Progress
 from pipeline.runtime.record import Record, describe_run
 from pipeline.runtime.signals import Interrupted, SignalGate
 from pipeline.runtime.staging import Staging
@@ -51,6 +52,7 @@ class Context:
     inputs: dict[str, Path]
     outputs: dict[str, Path]  # staged: write here; renamed into place after the run records
     record: Record = field(default_factory=Record)
+    progress: Progress = field(default_factory=lambda: Progress("stage"))
 
     @property
     def model(self) -> ModelParams:
@@ -210,7 +212,12 @@ def execute(
             [path for arg in stage.outputs for path in arg.paths(paths[arg.name])]
         )
         context = Context(
-            stage, name, params, {arg.name: paths[arg.name] for arg in stage.inputs}, {}
+            stage,
+            name,
+            params,
+            {arg.name: paths[arg.name] for arg in stage.inputs},
+            {},
+            progress=Progress(stage.run_name(name)),
         )
         if stage.uses_torch:
             try:
@@ -228,7 +235,10 @@ def execute(
             run = tracking.StageRun.start(described, package_dir)
         staging = Staging(stage.outputs, paths)
         context.outputs = dict(staging.staged)
-        module.run(context)
+        try:
+            module.run(context)
+        finally:
+            context.progress.done()
         gate.check()
         require_unchanged(stage, name, params, code)
         with gate.held():

@@ -64,6 +64,9 @@ def run(context: Context) -> None:
             learning_rate=settings.lr,
             shuffle_seed=settings.shuffle_seed,
             device=resolve_device(context.params.device),
+            on_epoch=lambda stats: context.progress.update(
+                f"epoch {stats.epoch}/{settings.epochs}, loss {stats.train_loss:.4g}"
+            ),
         )
     except TrainingDivergedError as error:
         raise ParamsError(
