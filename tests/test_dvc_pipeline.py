@@ -53,6 +53,8 @@ def test_every_stage_ran_once_as_one_mlflow_run_matching_dvc_lock(reproduced_tem
     for run in runs:
         assert run.data.tags["pipeline.kind"] == "pipeline"
         assert run.data.tags["mlflow.note.content"].startswith(f"{run.info.run_name}: ")
+        if run.info.run_name.split("@")[0] in ("train", "evaluate", "plot"):
+            assert run.data.tags["torch.build"] == "2.13.0+cpu"
         stage = lock[run.info.run_name]
         assert run.info.status == "FINISHED"
         dvc_params = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/dvc_params.json")

@@ -341,3 +341,18 @@ def test_this_machine_trains_the_bytes_the_committed_lock_records(tmp_path):
         run([sys.executable, *arguments], tmp_path, {})
     recorded = {out["path"]: out["md5"] for name in names for out in stages[name]["outs"]}
     assert {path: md5(tmp_path / path) for path in recorded} == recorded
+
+
+def test_another_torch_build_is_named_in_one_line_and_this_one_in_none(monkeypatch):
+    """GitHub's runners install PyPI's default torch, built with CUDA: other binaries than the
+    CPU build dvc.lock was made with (a build this machine cannot install offline is imitated
+    by its version strings)."""
+    from pipeline.library import numerics
+
+    assert numerics.build_note() is None  # this machine runs the locked build
+    monkeypatch.setattr(torch, "__version__", "2.13.0")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    assert numerics.build_note() == (
+        "note: torch 2.13.0 (CUDA 12.8) is not the build dvc.lock was made with (2.13.0+cpu): "
+        "this stage's bytes may differ from dvc.lock's"
+    )

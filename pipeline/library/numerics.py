@@ -22,6 +22,10 @@ process. tests/test_numerics.py imitates other machines, an Intel one under emul
 
 import os
 
+#: The torch build the committed dvc.lock was made with. Another build (PyPI's default, with
+#: CUDA's libraries, as GitHub's runners install) runs other binaries: the stages say so.
+LOCKED_TORCH_BUILD = "2.13.0+cpu"
+
 
 class UnsupportedCapabilityError(ValueError):
     """The pinned kernel family needs instructions this CPU lacks."""
@@ -84,3 +88,22 @@ def configure_torch(capability: str) -> None:
             f"{capability} was asked for but torch already runs {running} kernels "
             "(ATEN_CPU_CAPABILITY must be set before torch's first operation)"
         )
+
+
+def torch_build() -> str:
+    """The running torch's build: its version, with the CUDA it was built for, if any."""
+    import torch
+
+    cuda = f" (CUDA {torch.version.cuda})" if torch.version.cuda else ""
+    return f"{torch.__version__}{cuda}"
+
+
+def build_note() -> str | None:
+    """One line when the running torch is not the build dvc.lock was made with, else None."""
+    build = torch_build()
+    if build == LOCKED_TORCH_BUILD:
+        return None
+    return (
+        f"note: torch {build} is not the build dvc.lock was made with ({LOCKED_TORCH_BUILD}): "
+        "this stage's bytes may differ from dvc.lock's"
+    )

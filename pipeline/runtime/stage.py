@@ -224,10 +224,15 @@ def execute(
                 numerics.configure_torch(params.cpu_capability)
             except numerics.UnsupportedCapabilityError as error:
                 raise ParamsError(f"{params.source}: cpu_capability {error}") from None
+            note = numerics.build_note()
+            if note:
+                print(note, file=sys.stderr)
         check: Callable[[Context], None] | None = getattr(module, "check", None)
         if check is not None:
             check(context)
         described = describe_run(stage, name, params, inputs)
+        if stage.uses_torch:
+            described.tags["torch.build"] = numerics.torch_build()
 
         from pipeline.runtime import tracking  # MLflow: imported once the stage is sure to run
 

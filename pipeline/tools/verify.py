@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.library.numerics import build_note
 from pipeline.runtime.params import load_params
 
 FLOORS_FILE = Path(".ci/accuracy_floors.yaml")
@@ -85,6 +86,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("check", choices=("rerun", "accuracy"))
     args = parser.parse_args(argv)
     if args.check == "rerun":
+        note = build_note()
+        if note:
+            print(f"verify rerun: {note.removeprefix('note: ')}", file=sys.stderr)
         problems = rerun(Path.cwd())
         success = "every output matches dvc.lock"
     else:
