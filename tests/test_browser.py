@@ -7,6 +7,7 @@ import http.server
 import re
 import threading
 import urllib.request
+from collections import Counter
 
 import pytest
 
@@ -22,7 +23,12 @@ CHARTS = """Object.fromEntries([...document.querySelectorAll(".vega-embed")].map
         marks: [...chart.querySelectorAll("svg .role-mark path")]
             .filter(path => (path.getAttribute("d") || "").length > 0).length,
         lines: chart.querySelectorAll("svg .mark-line path").length,
+        dashes: [...chart.querySelectorAll("svg .mark-line path")]
+            .map(path => path.getAttribute("stroke-dasharray") || "solid"),
+        colours: [...chart.querySelectorAll("svg .mark-line path")]
+            .map(path => path.getAttribute("stroke")),
         text: [...chart.querySelectorAll("svg text")].map(text => text.textContent),
+        marked: [...chart.querySelectorAll("svg .mark-text.role-mark text")].map(text => text.textContent),
     },
 ]))"""
 #: How DVC's page draws a chart into the <div> of that id (vega-embed then empties the <div>).
@@ -128,11 +134,24 @@ def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, offline_page,
     )
     all_variants = charts["validation_accuracy"]
     assert all_variants["lines"] == len(variants), f"one line per variant {seen}"
+    # Curves lying on each other (at 1.0) still show: a colour and a dash of each its own.
+    assert len(set(all_variants["dashes"])) == len(variants), f"{all_variants['dashes']} {seen}"
+    assert len(set(all_variants["colours"])) == len(variants), f"{all_variants['colours']} {seen}"
     assert {*variants, "validation accuracy", "epoch"} <= set(all_variants["text"])
     assert {"train", "validation", "accuracy"} <= set(charts["accuracy"]["text"])
 
     matrices = [chart for name, chart in charts.items() if name.startswith("data_predictions_")]
     assert len(matrices) == len(variants), f"one confusion matrix per variant {seen}"
-    for matrix in matrices:
+    for variant in variants:
+        matrix = charts[f"data_predictions_{variant}_csv"]
         labels = {"clockwise", "counter-clockwise", "actual direction", "predicted direction"}
         assert labels <= set(matrix["text"]), f"confusion axes read {matrix['text']} {seen}"
+        # Every cell shows its count: the counts of the predictions file.
+        rows = (reproduced_repo.root / f"data/predictions/{variant}.csv").read_text().splitlines()
+        counts = Counter(tuple(row.split(",")[1:3]) for row in rows[1:])
+        actual, predicted = ({pair[side] for pair in counts} for side in (0, 1))
+        cells = [counts[(a, b)] for a in actual for b in predicted]  # those absent: 0
+        shown = matrix["marked"]
+        assert sorted(map(int, shown)) == sorted(cells), (
+            f"the matrix of {variant} shows {shown}, the file holds {dict(counts)} {seen}"
+        )
