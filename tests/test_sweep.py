@@ -392,6 +392,8 @@ def interrupted_sweep(repo, signum: int, whole_group: bool) -> tuple[str, int]:
 def test_sigterm_and_sighup_stop_a_sweep_as_ctrl_c_does(sweep_repo, signum):
     output, status = interrupted_sweep(sweep_repo, signum, whole_group=False)
     assert status == 128 + signum, output
+    # Its first line comes at once, before DVC's records are read.
+    assert output.splitlines()[0] == "sweep small: reading DVC's queue and experiments", output
     assert re.search(r"^stopped\. Rerun the same command to resume", output, re.M), output
     assert not re.search(r"\b(Running|Queued)\b", sweep_repo.run("dvc", "queue", "status").stdout)
 

@@ -90,6 +90,8 @@ def run_queue(sweep: Sweep, params: dict[str, Any], jobs: int) -> bool:
     """Queue the points that are not done, run the queue with `jobs` workers and wait for
     every task to end: True. Ctrl-C stops the sweep (see `stop`): False; rerunning resumes."""
     started = time.monotonic()
+    # DVC's records of many experiments take a while to read: say at once what is going on.
+    print(f"sweep {sweep.name}: reading DVC's queue and experiments", flush=True)
     try:
         before = {task for task, _, _ in queue_tasks()}
         _, experiments = read_experiments()
