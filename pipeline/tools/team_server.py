@@ -10,8 +10,8 @@ by MLFLOW_BACKEND_STORE_URI or a cluster of its own in .mlflow-server/pg (team_p
 Anyone who reaches the port (other users of this host included) must log in: the server runs
 MLflow's basic-auth app and answers 401 without a user's name and password. Users live in
 .mlflow-server/basic_auth.db; the admin's password is generated on first start into
-.mlflow-server/admin-password; `add-user NAME` creates a teammate's account. Everything the
-server writes there is mode 0600. Every user may read and write every run (MLflow's
+.mlflow-server/admin-password; `add-user NAME` creates a teammate's account. The password,
+the config and the users are mode 0600. Every user may read and write every run (MLflow's
 default_permission EDIT): logins keep strangers out, not teammates apart.
 
 Starting twice is harmless; `make server-stop` stops MLflow and the local cluster; `status`
@@ -81,17 +81,17 @@ class Authentication:
             self.config,
             "[mlflow]\n"
             "default_permission = EDIT\n"  # every user logs runs into the shared experiment
-            f"database_uri = {sqlite_uri(self.database).replace('%', '%%')}\n"
+            f"database_uri = {sqlite_uri(self.database)}\n"
             f"admin_username = {ADMIN}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            # A password's hash costs 0.3 s of CPU: checked once a minute per user and worker,
+            # A password's hash costs 0.3 s of CPU here: checked once a minute per user and worker,
             # not at every call (a password changed or a user deleted through one worker is
             # still accepted by the others for up to that minute).
             "auth_cache_ttl_seconds = 60\n",
         )
         return {
             "MLFLOW_AUTH_CONFIG_PATH": str(self.config),
-            # Read once, when the app creates the admin; in the environment, not in a file.
+            # Used only when the app creates the admin, at first start; the config keeps no secret.
             "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password(),
             # Signs the login forms' CSRF tokens, the same in every worker of one start.
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
@@ -323,13 +323,15 @@ def stop() -> list[str]:
 
 def add_user(name: str) -> str:
     """Create the account `name` through MLflow's REST API, as the admin; its new password."""
-    if not name:
-        raise ServerError("a user name is needed: make server-user NAME=<name>")
+    if not name or ":" in name:  # HTTP basic authentication ends the name at the first ':'
+        raise ServerError(
+            f"a user name without ':' is needed, got {name!r}: make server-user NAME=<name>"
+        )
     server = MlflowServer(STATE_DIR).running()
     if server is None:
         raise ServerError("the MLflow server is not running: start it first (make server)")
     authentication = Authentication(STATE_DIR)
-    query = f"users/get?username={urllib.parse.quote(name)}"
+    query = f"users/get?username={urllib.parse.quote(name, safe='')}"
     if authentication.request(server, query, missing_ok=True) is not None:
         raise ServerError(f"user {name} exists already on {server['tracking_uri']}")
     password = secrets.token_urlsafe(24)
