@@ -7,16 +7,17 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup repro test lint format ui stop server server-stop sweep verify bench lock clean
+.PHONY: help setup repro test lint format ui stop server server-stop server-user sweep verify bench lock clean
 
 help:
 	@echo "make repro   set up .venv if needed, then run the pipeline (dvc repro)"
 	@echo "make test    set up .venv if needed, then run the whole test suite"
 	@echo "make lint    ruff check and format check"
-	@echo "make ui      MLflow UI for this repository's runs, on 127.0.0.1:5000"
+	@echo "make ui      MLflow UI for this repository's runs, on 127.0.0.1:5000 (or PORT=...)"
 	@echo "make stop    stop the warm stage processes now (they leave after 10 idle minutes)"
-	@echo "make server  the team's MLflow server on PostgreSQL, on 127.0.0.1:\$$MLFLOW_PORT (5000)"
+	@echo "make server  the team's MLflow server on PostgreSQL, with logins, on 127.0.0.1:5050 (or MLFLOW_PORT=...)"
 	@echo "make server-stop  stop the server and its local PostgreSQL"
+	@echo "make server-user NAME=alice  an account on the server; prints its password once"
 	@echo "make sweep   run a sweep through DVC's queue (SWEEP=sweeps/noise.yaml, JOBS=2), then its summary"
 	@echo "make verify  rerun the pipeline from scratch in a temporary clone; compare with dvc.lock"
 	@echo "make bench   run the benchmarks in benchmarks/"
@@ -46,8 +47,9 @@ format: setup
 	ruff check --fix .
 	ruff format .
 
+PORT ?= 5000
 ui: setup
-	python -m pipeline.tools.ui 5000
+	python -m pipeline.tools.ui $(PORT)
 
 stop: setup
 	python -m pipeline.runtime.server stop
@@ -57,6 +59,9 @@ server: setup
 
 server-stop: setup
 	python -m pipeline.tools.team_server stop
+
+server-user: setup
+	python -m pipeline.tools.team_server add-user "$(NAME)"
 
 # One DVC experiment per point of the sweep file, JOBS queue workers; data/sweeps/<name>/.
 SWEEP ?= sweeps/noise.yaml
