@@ -33,6 +33,9 @@ import pytest
 from conftest import REPO, PipelineRepo, copy_of_this_repository, stages_run
 from mlflow import MlflowClient
 
+from pipeline.library.errors import TrackingError
+from pipeline.runtime import tracking
+
 EXPERIMENT = "square-sequences"
 SEEDS = (1, 2)
 WEIGHTS = "data/models/gru/weights.pt"
@@ -106,7 +109,7 @@ def test_two_machines_share_results_through_the_remotes_and_the_mlflow_server(te
     # each output has a run of its stage that tagged it with its md5 and logged it.
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     runs = client.search_runs([experiment_id], run_view_type=3, max_results=1000)
-    assert Counter(run.info.run_name for run in runs) == executed
+    assert Counter(run.data.tags["dvc.stage"] for run in runs) == executed
     assert {run.info.status for run in runs} == {"FINISHED"}
     for result, lock in locks.items():
         check_runs_behind(result, lock, runs, client)
@@ -115,6 +118,27 @@ def test_two_machines_share_results_through_the_remotes_and_the_mlflow_server(te
     serve_a_postgresql_named_by_uri(machine_a, machine_b, len(runs), monkeypatch)
     restore_from_the_run_cache(machine_b, locks, client, experiment_id, len(runs))
     stop_the_server_during_a_run(machine_a, client, experiment_id, tracking_uri)
+
+
+@pytest.mark.slow
+def test_queued_experiments_as_a_fresh_servers_first_use_lose_no_run(team, monkeypatch):
+    """Two queued experiments, two workers, a server nothing has logged to: both log the same
+    new datasets in the same second, MLflow's get-or-create races, and neither loses a run."""
+    machine_a, _ = team
+    tracking_uri = start_server(machine_a)
+    log_in(monkeypatch, "admin", admin_password(machine_a.root))
+    client = MlflowClient(tracking_uri=tracking_uri)
+    added = machine_a.run("make", "server-user", "NAME=alice").stdout
+    machine_a.env.update(credentials(added), MLFLOW_TRACKING_URI=tracking_uri)
+    for seed in SEEDS:
+        machine_a.run("dvc", "exp", "run", "--queue", "-S", f"models.gru.seed={seed}")
+    queue = run_queue(machine_a, client, workers=2)
+    assert queue.count("Success") == len(SEEDS), queue
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = client.search_runs([experiment_id], run_view_type=3, max_results=1000)
+    stages = ["generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "report"]
+    assert Counter(run.data.tags["dvc.stage"] for run in runs) == Counter(stages * len(SEEDS))
+    assert {run.info.status for run in runs} == {"FINISHED"}
 
 
 def test_a_taken_port_is_refused_in_one_line_and_nothing_is_started(tmp_path):
@@ -174,6 +198,14 @@ def test_the_server_admits_its_users_and_refuses_anyone_else(home, monkeypatch):
     for private in ("admin-password", "basic_auth.ini", "basic_auth.db"):
         assert stat.S_IMODE((state / private).stat().st_mode) == 0o600, private
     uri = f"http://127.0.0.1:{port}"
+    for variable in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(TrackingError) as refused:  # a stage without an account: one line
+        tracking.open_experiment(uri)
+    assert str(refused.value) == (
+        f"MLflow at {uri}: cannot open the store (HTTP 401: the server wants an account it "
+        "knows; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+    )
     log_in(monkeypatch, "admin", admin_password(home))
     admin = MlflowClient(uri)
     experiment_id = admin.create_experiment("shared")
@@ -338,7 +370,8 @@ def check_runs_behind(result: str, lock: dict, runs: list, client: MlflowClient)
             makers = [
                 run
                 for run in runs
-                if run.info.run_name == stage and run.data.tags.get(f"output/{path}") == md5
+                if run.data.tags["dvc.stage"] == stage
+                and run.data.tags.get(f"output/{path}") == md5
             ]
             assert makers, f"{result}: no run of {stage} tagged {path} with {md5}"
             assert makers[0].data.params, f"{result}: the run of {stage} has no params"
@@ -391,7 +424,7 @@ def stop_the_server_during_a_run(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    training = f"{since_interrupted} and attributes.run_name = 'train@gru'"
+    training = f"{since_interrupted} and tags.`dvc.stage` = 'train@gru'"
     wait_for_runs(client, experiment_id, f"{training} and attributes.status = 'RUNNING'")
     machine_a.run("make", "server-stop")
     output = pipeline.communicate(timeout=120)[0]  # bounded retries: no hang
@@ -436,22 +469,28 @@ def run_queue(repo: PipelineRepo, client: MlflowClient, workers: int) -> str:
     """`dvc queue start -j <workers>`, then wait until DVC has collected every experiment.
 
     First the MLflow server tells when each experiment's last stage, `report`, has ended (a
-    cheap query); then `dvc queue status`, a DVC process each time (seconds of CPU on a busy
-    machine), is polled until no task is queued or running. Returns its last table.
+    cheap query; on a fresh server the experiment appears with the first stage); then `dvc
+    queue status`, a DVC process each time (seconds of CPU on a busy machine), is polled
+    until no task is queued or running. Returns its last table.
     """
-    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     queued = repo.run("dvc", "queue", "status").stdout.count("Queued")
-    reports = "attributes.run_name = 'report' and attributes.status = 'FINISHED'"
-    expected = len(client.search_runs([experiment_id], reports)) + queued
+    reports = "tags.`dvc.stage` = 'report' and attributes.status = 'FINISHED'"
+
+    def runs(filter_string: str) -> list:
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        return client.search_runs([experiment.experiment_id], filter_string) if experiment else []
+
+    expected = len(runs(reports)) + queued
     with (repo.root.parent / "queue-start.log").open("w") as log:  # the workers keep stdout
         subprocess.run(
             ["dvc", "queue", "start", "-j", str(workers)],
             cwd=repo.root, env=repo.env, stdout=log, stderr=subprocess.STDOUT, check=True,
         )  # fmt: skip
     deadline = time.monotonic() + 600
-    while len(client.search_runs([experiment_id], reports)) < expected:
-        unfinished = client.search_runs([experiment_id], "attributes.status != 'FINISHED'")
-        ended = [run for run in unfinished if run.info.status != "RUNNING"]
+    while len(runs(reports)) < expected:
+        ended = [
+            run for run in runs("attributes.status != 'FINISHED'") if run.info.status != "RUNNING"
+        ]
         assert not ended, f"a queued stage ended {ended[0].info.status}: {ended[0].info.run_name}"
         assert time.monotonic() < deadline, repo.run("dvc", "queue", "status").stdout
         time.sleep(1)
