@@ -40,7 +40,7 @@ PORT ?= 5000
 ui: setup ## MLflow UI on this repository's store, on 127.0.0.1:5000 (PORT=...)
 	python -m pipeline.tools.ui $(PORT)
 
-stop: setup ## stop this checkout's warm stage processes now (they leave after 10 idle minutes)
+stop: setup ## stop this checkout's warm stage processes (they leave after 10 idle minutes)
 	python -m pipeline.runtime.server stop
 
 server: setup ## the team's MLflow server on PostgreSQL, with logins, on port 5050 (MLFLOW_PORT=...)
