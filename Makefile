@@ -43,7 +43,7 @@ ui: setup ## MLflow UI on this repository's store, on 127.0.0.1:5000 (PORT=...)
 stop: setup ## stop this checkout's warm stage processes (they leave after 10 idle minutes)
 	python -m pipeline.runtime.server stop
 
-server: setup ## the team's MLflow server on PostgreSQL, with logins, on port 5050 (MLFLOW_PORT=...)
+server: setup ## the team's MLflow server (PostgreSQL, logins) on port 5050 (MLFLOW_PORT=...)
 	python -m pipeline.tools.team_server start
 
 server-stop: setup ## stop the team's server and its local PostgreSQL
