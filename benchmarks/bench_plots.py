@@ -26,7 +26,7 @@ numerics.pin(PARAMS.cpu_capability)  # before torch is imported, as in every sta
 from pipeline.library.history import History  # noqa: E402
 from pipeline.library.models import build_model  # noqa: E402
 from pipeline.library.split import stratified_split  # noqa: E402
-from pipeline.library.squares import Squares, generate_squares, shuffle_points  # noqa: E402
+from pipeline.library.squares import LABEL_NAMES, Squares, generate_squares, shuffle_points  # noqa: E402
 from pipeline.pictures.plots import plot_variant  # noqa: E402
 from pipeline.pictures.report import (  # noqa: E402
     Scores,
@@ -81,8 +81,9 @@ def main() -> None:
                 f"| plot@{name}: {len(list(directory.iterdir()))} pictures | {seconds:.2f} "
                 f"| {PLOT_BUDGET_S:.0f} | {seconds / PLOT_BUDGET_S:.0%} |"
             )
-            totals = tuple(int((test.labels == label).sum()) for label in (0, 1))
-            scores = Scores(1.0, 0.0, spec.parameter_count(), totals, totals)
+            totals = [int((test.labels == label).sum()) for label in (0, 1)]
+            confusion = ((totals[0], 0), (0, totals[1]))
+            scores = Scores(1.0, 0.0, spec.parameter_count(), LABEL_NAMES, confusion)
             dataset = params.datasets[model_params.dataset]
             variants.append(Variant(name, model_params, dataset, params.split, scores, directory))
 
