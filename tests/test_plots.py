@@ -26,23 +26,14 @@ from pipeline.pictures.canvas import (
     check_text_size,
     description_of,
     new_figure,
-    picture_names,
     render,
 )
-from pipeline.pictures.hidden_space import (
-    JOURNEY_SQUARES,
-    OPERATIONS,
-    fit_plane,
-    grid_lines,
-    hidden_space,
-)
-from pipeline.pictures.plots import (
-    FRAME_MS,
-    LAST_FRAME_MS,
-    edge_features,
-    panel_windows,
-    plot_variant,
-)
+from pipeline.pictures.from_weights import edge_features, hidden_space
+from pipeline.pictures.journey import FRAME_MS, LAST_FRAME_MS
+from pipeline.pictures.journeys import JOURNEY_SQUARES, OPERATIONS, grid_lines
+from pipeline.pictures.planes import fit_plane
+from pipeline.pictures.plots import plot_variant
+from pipeline.pictures.registry import picture_names
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = {"rtol": 0, "atol": 1e-6}
@@ -258,12 +249,12 @@ def test_journeys_show_both_squares_and_the_decision_boundary(drawn, name: str) 
 def test_journey_panels_have_one_size_per_operation_and_hold_what_they_show(name: str) -> None:
     model, squares = variant(name)
 
-    for journeys in hidden_space(model, squares).journeys:
-        windows = panel_windows(journeys)  # (S, L, O, 2, 2)
+    for direction in hidden_space(model, squares).journeys:
+        windows = direction.windows  # (S, L, O, 2, 2)
 
         sizes = windows[..., 1] - windows[..., 0]
         assert np.allclose(sizes, sizes[:1, :1, :, :1])  # per operation, square panels
-        for journey, square_windows in zip(journeys, windows, strict=True):
+        for journey, square_windows in zip(direction.journeys, windows, strict=True):
             low, high = square_windows[..., 0], square_windows[..., 1]  # (L, O, 2)
             assert (journey.grids.min(axis=(2, 3)) >= low - 1e-12).all()
             assert (journey.grids.max(axis=(2, 3)) <= high + 1e-12).all()
@@ -346,16 +337,16 @@ def test_journeys_end_at_the_layers_own_outputs(name: str) -> None:
             model, Squares(np.arange(1), points[None], np.full(1, 4), np.ones(1))
         )
         outputs = outputs[0].numpy()  # (4, D): the layer's output at each point
-        forward = journeys[0][square]
+        forward = journeys[0].journeys[square]
         assert forward.label == label
         np.testing.assert_allclose(forward.hidden[1:], outputs[:, :hidden_dim], **TOLERANCE)
         if model.recurrent.bidirectional:
-            backward = journeys[1][square]
+            backward = journeys[1].journeys[square]
             assert backward.corners == forward.corners[::-1]
             # The backward direction reads the last corner first: its step 1 is output 4.
             np.testing.assert_allclose(backward.hidden[1:], outputs[::-1, hidden_dim:], **TOLERANCE)
     for direction in journeys:
-        for journey in direction:
+        for journey in direction.journeys:
             plane = journey.plane
             np.testing.assert_allclose(journey.states[:, 0], plane.project(journey.hidden[:-1]))
             np.testing.assert_allclose(journey.states[:, -1], plane.project(journey.hidden[1:]))
@@ -372,7 +363,7 @@ def test_journeys_read_the_classifiers_logit_where_it_reads_the_state(name: str)
 
     logits = model(sequences, torch.full((len(sequences),), 4))[:, 0].numpy()
     for direction, step in zip(journeys, (3, 0), strict=False):  # backward: read after step 1
-        for journey, logit in zip(direction, logits, strict=True):
+        for journey, logit in zip(direction.journeys, logits, strict=True):
             assert journey.reading.step == step
             drawn = journey.reading.logit(journey.states[step, -1])
             np.testing.assert_allclose(drawn, logit, rtol=0, atol=1e-5)
@@ -392,7 +383,7 @@ def test_journey_gates_are_the_cells_gates_at_the_actual_state(
     model, squares = variant(name)
     weights = CellWeights.from_layer(model.recurrent, 0)
 
-    journey = hidden_space(model, squares).journeys[0][0]
+    journey = hidden_space(model, squares).journeys[0].journeys[0]
 
     clockwise = torch.as_tensor(NOISE_FREE[0, 1][None], dtype=torch.float32)  # A, B, C, D
     steps = unroll(weights, clockwise)
@@ -406,7 +397,7 @@ def test_journey_moves_the_grid_through_each_operation_of_the_cell() -> None:
     model, squares = variant("gru")
     weights = CellWeights.from_layer(model.recurrent, 0)
 
-    journey = hidden_space(model, squares).journeys[0][0]
+    journey = hidden_space(model, squares).journeys[0].journeys[0]
 
     # Step 2 reads B = (-1, 1), starting from the grid itself (the plane is the hidden space).
     grid = grid_lines(journey.plane.extent)
