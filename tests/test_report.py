@@ -13,7 +13,8 @@ from PIL import Image
 
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.pictures.canvas import description_of, picture_names, save_gif, save_png
+from pipeline.pictures.canvas import description_of, save_gif, save_png
+from pipeline.pictures.registry import picture_names
 from pipeline.pictures.report import (
     INTRO,
     Scores,

@@ -20,14 +20,8 @@ from PIL import Image
 
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.pictures.canvas import (
-    description_of,
-    panel_figure,
-    picture_names,
-    render,
-    save_png,
-    style,
-)
+from pipeline.pictures.canvas import description_of, panel_figure, render, save_png, style
+from pipeline.pictures.registry import picture_names
 
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
 #: The accuracy the chapter's models reach; the bar chart marks it.
