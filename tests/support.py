@@ -47,6 +47,8 @@ PLOT = (
     "data/history/gru",
     "data/plots/gru",
 )
+#: Finds no packed variant with a padded twin in small params: writes an empty folder.
+PADDING = ("padding", "data/models", "data/split", "data/padding")
 #: report's arguments change with the report; dvc.yaml says what they are now.
 REPORT = tuple(
     yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["cmd"].split()[3:]

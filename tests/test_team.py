@@ -136,7 +136,9 @@ def test_queued_experiments_as_a_fresh_servers_first_use_lose_no_run(team, monke
     assert queue.count("Success") == len(SEEDS), queue
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     runs = client.search_runs([experiment_id], run_view_type=3, max_results=1000)
-    stages = ["generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "report"]
+    stages = [
+        "generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "padding", "report"
+    ]  # fmt: skip
     assert Counter(run.data.tags["dvc.stage"] for run in runs) == Counter(stages * len(SEEDS))
     assert {run.info.status for run in runs} == {"FINISHED"}
 

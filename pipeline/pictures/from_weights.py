@@ -28,6 +28,7 @@ from pipeline.library.cells import (
 from pipeline.library.cells import unroll as unroll_cell
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
+from pipeline.library.training import LabelledSequences, evaluate, predict_proba
 from pipeline.pictures.conv_space import ConvSpace
 from pipeline.pictures.hidden_space import CLOCKWISE_FROM_A, INPUT_BLOCKS, HiddenSpace
 from pipeline.pictures.journeys import (
@@ -39,6 +40,7 @@ from pipeline.pictures.journeys import (
     Reading,
     grid_lines,
 )
+from pipeline.pictures.padding_space import DirectionTrace, PaddingSpace, VariantTrace
 from pipeline.pictures.planes import Boundary, Plane, fit_plane
 
 #: Grid points per side on which the decision boundary's probabilities are sampled.
@@ -337,6 +339,80 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         input_corners=input_corners(recurrent, input_planes),
         journeys=square_journeys(model, direction_planes(runs[-1])),
     )
+
+
+def padding_space(
+    packed: tuple[str, RecurrentClassifier], padded: tuple[str, RecurrentClassifier], test: Squares
+) -> PaddingSpace:
+    """The first of the shortest test squares read by a packed variant and by its padded twin
+    (each a name and its model), with their accuracies on the test split and its short squares.
+
+    ValueError unless the test split holds squares shorter than its longest.
+    """
+    padded_length = test.points.shape[1]
+    short = np.flatnonzero(test.lengths < padded_length)
+    if len(short) == 0:
+        raise ValueError("the test split has no square shorter than its longest: nothing is padded")
+    square = int(np.flatnonzero(test.lengths == test.lengths.min())[0])
+    length = int(test.lengths[square])
+    variants = tuple(
+        _variant_trace(name, model, test, square, short) for name, model in (packed, padded)
+    )
+    return PaddingSpace(
+        seq_id=int(test.seq_ids[square]),
+        label=int(test.labels[square]),
+        points=test.points[square, :length].copy(),
+        padded_length=padded_length,
+        test_count=len(test),
+        short_count=len(short),
+        variants=variants,
+    )
+
+
+def _variant_trace(
+    name: str, model: RecurrentClassifier, test: Squares, square: int, short: np.ndarray
+) -> VariantTrace:
+    """Variant `name` reading test square `square`, and its accuracy on all and `short` ones."""
+    recurrent = model.recurrent
+    sequences = torch.as_tensor(test.points, dtype=torch.float32)
+    length, padded_length = int(test.lengths[square]), sequences.shape[1]
+    real = step_mask(test.lengths, padded_length)
+    run = unroll_layers(recurrent, sequences, torch.as_tensor(test.lengths), model.packed)[-1]
+    # Packed, a layer reads the real points and is read at the last; padded, every step and
+    # the padded end.
+    steps_read = length if model.packed else padded_length
+    directions = []
+    for name_of, direction in zip(direction_names(recurrent), run.directions, strict=True):
+        hidden = direction.hidden.double().numpy()  # (N, L, H)
+        plane = fit_plane(hidden[real])
+        steps = np.arange(steps_read) if name_of == "forward" else np.arange(steps_read)[::-1]
+        start = np.zeros((1, hidden.shape[2]))
+        states = np.concatenate([start, hidden[square, steps]])
+        directions.append(
+            DirectionTrace(
+                name=name_of,
+                plane=plane,
+                states=plane.project(states),
+                steps=steps,
+                padding=steps >= length,
+                read=int(np.flatnonzero(steps == steps_read - 1)[0]) + 1,
+            )
+        )
+    data = LabelledSequences.from_squares(test)
+    return VariantTrace(
+        name=name,
+        packed=model.packed,
+        directions=tuple(directions),
+        probability=float(predict_proba(model, data)[square]),
+        accuracy=_accuracy(model, test),
+        short_accuracy=_accuracy(model, test.take(short)),
+    )
+
+
+def _accuracy(model: RecurrentClassifier, squares: Squares) -> float:
+    """The share of `squares` classified right, as the evaluate stage computes it."""
+    confusion = evaluate(model, LabelledSequences.from_squares(squares)).confusion
+    return float(confusion.trace() / confusion.sum())
 
 
 @torch.no_grad()

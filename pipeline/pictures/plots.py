@@ -23,8 +23,8 @@ from pipeline.library.history import History
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import Squares
-from pipeline.pictures.from_weights import conv_space, hidden_space
-from pipeline.pictures.registry import write_pictures
+from pipeline.pictures.from_weights import conv_space, hidden_space, padding_space
+from pipeline.pictures.registry import write_padding, write_pictures
 from pipeline.pictures.shared import Subject
 
 
@@ -47,3 +47,16 @@ def plot_variant(
         raise TypeError(f"arch {spec.arch} needs a {expected}, got {type(model).__name__}")
     subject = Subject(f"{name} ({spec.describe()})", history, numbers)
     return write_pictures(spec, subject, Path(directory))
+
+
+def plot_padding(
+    packed: tuple[str, RecurrentClassifier],
+    padded: tuple[str, RecurrentClassifier],
+    test: Squares,
+    directory: Path,
+) -> Path:
+    """Write padding.png into `directory`: the first of the shortest `test` squares read by the
+    packed variant and by its padded twin (each a name and its model); its path."""
+    numbers = padding_space(packed, padded, test)
+    subject = Subject(f"Padding beside packing: {packed[0]} and {padded[0]}", None, numbers)
+    return write_padding(subject, Path(directory))

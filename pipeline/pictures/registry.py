@@ -19,6 +19,7 @@ from pipeline.pictures.conv import conv_edges, conv_filters
 from pipeline.pictures.curves import loss_curves
 from pipeline.pictures.hidden_states import hidden_states, noise_free_states
 from pipeline.pictures.journey import journey_animation, journey_picture
+from pipeline.pictures.padding import padding_picture
 from pipeline.pictures.shared import Subject
 from pipeline.pictures.transformed_inputs import transformed_inputs
 
@@ -72,6 +73,11 @@ PICTURES: tuple[Entry[Any], ...] = (
 )
 
 
+#: The picture of a packed variant beside its padded twin: the padding stage draws it, since
+#: a plot stage sees one variant.
+PADDING = Entry("padding.png", RECURRENT, padding_picture, save_png)
+
+
 def pictures(spec: ModelSpec) -> tuple[Entry[Any], ...]:
     """The pictures a variant of `spec` gets, in the order a reader needs them."""
     kind = kind_of(spec)
@@ -88,3 +94,9 @@ def write_pictures(spec: ModelSpec, subject: Subject[Any], directory: Path) -> l
     sorted. Under the canvas's style, whatever the user's rc file says."""
     with style():
         return sorted(entry.write(subject, directory) for entry in pictures(spec))
+
+
+def write_padding(subject: Subject[Any], directory: Path) -> Path:
+    """Draw and save PADDING of `subject` into `directory`, under the canvas's style; its path."""
+    with style():
+        return PADDING.write(subject, directory)

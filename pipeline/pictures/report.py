@@ -141,6 +141,15 @@ def _without_dataset(model: ModelParams) -> tuple:
     return tuple(value for key, value in vars(model).items() if key != "dataset")
 
 
+@dataclass(frozen=True)
+class Padding:
+    """The report's padding section: the (packed, padded twin) pairs and the padding stage's
+    folder, which holds <padded twin>/padding.png."""
+
+    pairs: list[tuple[str, str]]
+    directory: Path
+
+
 def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None:
     """Write a horizontal bar chart of test accuracy per variant, top to bottom as given, with
     each value printed beside its bar and a line at the chapter's 0.97."""
@@ -389,9 +398,26 @@ def _data_list(variants: list[Variant]) -> str:
     return f"<p>The data each result comes from:</p><ul>{items}</ul>"
 
 
-def render_report(variants: list[Variant], ablations: list[tuple[str, str]], chart: Path) -> str:
+def _padding(packed: Variant, padded: Variant, picture: Path) -> str:
+    sentence = (
+        f"{padded.name} is {packed.name} with its batches padded but not packed: it reads "
+        f"the zeros after a short square's last point and is read at the padded end. "
+        f"{_percent(padded.scores.accuracy)} test accuracy against "
+        f"{_percent(packed.scores.accuracy)}."
+    )
+    caption = "One short test square through both, step by step, with each one's accuracy."
+    return f"<p>{html.escape(sentence)}</p>{_figure(picture, caption, f'padding-{padded.name}')}"
+
+
+def render_report(
+    variants: list[Variant],
+    ablations: list[tuple[str, str]],
+    chart: Path,
+    padding: Padding | None = None,
+) -> str:
     """The report as one self-contained HTML page: the table, the accuracy chart (`chart`),
-    the order ablations, then every variant's data, scores and pictures, best first."""
+    the order ablations, padding beside packing, then every variant's data, scores and
+    pictures, best first."""
     by_name = {variant.name: variant for variant in variants}
     order = ranked(variants)
     parts = [
@@ -408,6 +434,13 @@ def render_report(variants: list[Variant], ablations: list[tuple[str, str]], cha
     if ablations:
         parts.append("<section><h2>Order carries the meaning</h2>")
         parts += [_ablation(by_name[base], by_name[ablated]) for base, ablated in ablations]
+        parts.append("</section>")
+    if padding is not None and padding.pairs:
+        parts.append("<section><h2>Padding beside packing</h2>")
+        parts += [
+            _padding(by_name[packed], by_name[padded], padding.directory / padded / "padding.png")
+            for packed, padded in padding.pairs
+        ]
         parts.append("</section>")
     parts += [_variant_section(variant) for variant in order]
     parts.append("</body></html>")

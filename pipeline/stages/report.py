@@ -6,7 +6,9 @@ from pathlib import Path
 from pipeline.library.errors import InputError
 from pipeline.library.files import write_text
 from pipeline.library.history import read_history, write_curves
+from pipeline.pictures.padding_space import padding_pairs
 from pipeline.pictures.report import (
+    Padding,
     Scores,
     Variant,
     ablation_pairs,
@@ -26,6 +28,7 @@ STAGE = Stage(
         Arg("metrics", "holds <model>.json and <model>.confusion.json per variant"),
         Arg("plots", "holds <model>/ per variant"),
         Arg("history", "holds <model>/loss.csv and accuracy.csv per variant"),
+        Arg("padding", "holds <padded twin>/padding.png per packed variant with a twin"),
     ),
     outputs=(Arg("report", "where the page goes", ("index.html", "accuracy.png", "curves.csv")),),
 )
@@ -62,7 +65,12 @@ def run(context: Context) -> None:
     accuracy_bars([v.name for v in ordered], [v.scores.accuracy for v in ordered], chart)
     write_text(
         report / "index.html",
-        render_report(variants, ablation_pairs(params.models, params.datasets), chart),
+        render_report(
+            variants,
+            ablation_pairs(params.models, params.datasets),
+            chart,
+            Padding(padding_pairs(params.models), context.inputs["padding"]),
+        ),
     )
     histories = {name: read_history(context.inputs["history"] / name) for name in params.models}
     write_curves(histories, report / "curves.csv")
