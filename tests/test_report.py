@@ -17,6 +17,7 @@ from pipeline.pictures.canvas import description_of, save_gif, save_png
 from pipeline.pictures.registry import picture_names
 from pipeline.pictures.report import (
     INTRO,
+    Padding,
     Scores,
     Variant,
     ablation_pairs,
@@ -134,6 +135,26 @@ def chart(directory: Path, variants: list[Variant]) -> Path:
     path = directory / "report" / "accuracy.png"
     accuracy_bars([v.name for v in variants], [v.scores.accuracy for v in variants], path)
     return path
+
+
+def test_a_packed_variant_is_shown_beside_its_padded_twin_with_the_padding_picture(tmp_path):
+    padded = LSTM_PACKED.model_copy(update={"packed": False})
+    worse = replace(SCORES, accuracy=0.9, confusion=((95, 10), (10, 89)))
+    variants = [
+        variant("lstm_packed", tmp_path, LSTM_PACKED, dataset=VARIABLE),
+        variant("lstm_padded", tmp_path, padded, worse, dataset=VARIABLE),
+    ]
+    picture = tmp_path / "padding" / "lstm_padded" / "padding.png"
+    picture.parent.mkdir(parents=True)
+    save_png(Image.new("RGB", (30, 20), "white"), picture, "one short square through both")
+    padding = Padding([("lstm_packed", "lstm_padded")], tmp_path / "padding")
+
+    page = render_report(variants, [], chart(tmp_path, variants), padding)
+
+    shown = [image for image in Page(page).images if image["alt"] == description_of(picture)]
+    assert len(shown) == 1 and shown[0]["width"] == "30"
+    assert "90.00% test accuracy against 100.00%" in page
+    assert "Padding beside packing" not in render_report(variants, [], chart(tmp_path, variants))
 
 
 def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order():
