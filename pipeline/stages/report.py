@@ -6,6 +6,7 @@ from pathlib import Path
 from pipeline.library.errors import InputError
 from pipeline.library.files import write_text
 from pipeline.library.history import read_history, write_curves
+from pipeline.pictures.registry import GATED, GATES_FILE
 from pipeline.pictures.report import (
     Scores,
     Variant,
@@ -31,12 +32,13 @@ STAGE = Stage(
 )
 
 
-def read_metrics(path: Path) -> dict:
-    """A file written by an evaluate stage: a JSON object of finite numbers (or of lists)."""
+def read_numbers(path: Path, made_by: str = "evaluate") -> dict:
+    """A file written by a `made_by` stage: a JSON object of finite numbers (or of lists, or
+    of objects of those)."""
     try:
         metrics = json.loads(path.read_text(), parse_constant=_refuse)
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run its evaluate stage first)") from None
+        raise InputError(f"{path}: file not found (run its {made_by} stage first)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise InputError(f"{path}: not a JSON object of finite numbers") from None
     if not isinstance(metrics, dict):
@@ -54,9 +56,11 @@ def run(context: Context) -> None:
     for name, model in params.models.items():
         path = context.inputs["metrics"] / f"{name}.json"
         confusion = path.with_suffix(".confusion.json")
-        scores = Scores.from_files(read_metrics(path), read_metrics(confusion), source=str(path))
+        scores = Scores.from_files(read_numbers(path), read_numbers(confusion), source=str(path))
         dataset, plots_dir = params.dataset(model.dataset), context.inputs["plots"] / name
-        variants.append(Variant(name, model, dataset, params.split, scores, plots_dir))
+        gated = model.spec.arch in GATED
+        gates = read_numbers(plots_dir / GATES_FILE, made_by="plot") if gated else None
+        variants.append(Variant(name, model, dataset, params.split, scores, plots_dir, gates))
     ordered = ranked(variants)
     chart = report / "accuracy.png"
     accuracy_bars([v.name for v in ordered], [v.scores.accuracy for v in ordered], chart)
