@@ -15,6 +15,7 @@ from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
 from pipeline.pictures.canvas import description_of, picture_names, save_gif, save_png
 from pipeline.pictures.report import (
+    EXPLORER_PAGE,
     INTRO,
     Scores,
     Variant,
@@ -219,7 +220,10 @@ def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
     )
     page = Page(text)
 
-    assert page.links and all(link.startswith("data:image/") for link in page.links)
+    # Pictures are embedded; the one other link opens the explorer beside the page.
+    assert page.links.count(EXPLORER_PAGE) == 1
+    pictures = [link for link in page.links if link != EXPLORER_PAGE]
+    assert pictures and all(link.startswith("data:image/") for link in pictures)
     assert not page.tags & {"script", "iframe", "object", "embed", "link"}
     assert "url(" not in text
     # No style shrinks a picture below its own size.
