@@ -13,13 +13,17 @@ All three start from the same weights and see the same batches; the script check
 they end with the same weights, bit for bit. torch runs as the train stage runs it: the
 kernels pinned to params.yaml's `cpu_capability`, one thread (pipeline/library/numerics.py).
 
-Run from the repository root:  python -m benchmarks.bench_training  (or `make bench`)
+Timing (benchmarks/timing.py): every (variant, side) warmed up once, untimed (this pays
+the one-off import of `torch._dynamo` by the first Adam step outside the clock), then
+--repeats rounds of all of them, every other round in reverse order; medians and spread;
+the speed-up is the ratio of the medians as printed, with the range within one round.
+
+Run from the repository root:  python -m benchmarks.bench_training [--repeats N] [--quick]
 """
 
-import statistics
-import time
 from collections.abc import Callable
 
+from benchmarks.timing import Side, arguments, header, interleave, print_runs_table, repeats_of
 from pipeline.library import numerics
 from pipeline.runtime.params import load_params
 
@@ -96,74 +100,91 @@ def model_steps_only(model: nn.Module, data: LabelledSequences) -> Callable[[], 
     return run
 
 
-def timed(run: Callable[[], object]) -> float:
-    """Seconds that `run()` takes on the wall clock."""
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+def sides_of(name: str, arch: str, packed: bool, squares: Squares) -> dict[str, Side]:
+    """The three sides of one variant, each training a fresh model from the same weights.
 
-
-def run_variant(arch: str, packed: bool, squares: Squares) -> dict[str, float]:
-    """Seconds per side for one epoch of one variant; raises if the final weights differ."""
+    Every run (the warm-ups included) must end with the weights of the variant's first
+    run, bit for bit; a difference raises.
+    """
     width = 1 if arch == "conv1d" else HIDDEN_DIM  # the chapter's conv model has one filter
-    baseline, ours, floor = (
-        build_model(ModelSpec(arch, width, 1, packed, packed), MODEL_SEED) for _ in SIDES
-    )
-    floor_run = model_steps_only(floor, LabelledSequences.from_squares(squares))
+    spec = ModelSpec(arch, width, 1, packed, packed)
+    reference: dict[str, torch.Tensor] = {}
 
-    def run_baseline() -> None:
-        train_baseline(baseline, squares, packed)
+    def fresh() -> nn.Module:
+        return build_model(spec, MODEL_SEED)
 
-    def run_ours() -> None:
+    def check(model: nn.Module) -> None:
+        weights = {key: value.clone() for key, value in model.state_dict().items()}
+        if not reference:
+            reference.update(weights)
+        for key, weight in weights.items():
+            if not torch.equal(weight, reference[key]):
+                raise AssertionError(f"{name}: {key} differs between sides")
+
+    def run_baseline(model: nn.Module) -> nn.Module:
+        train_baseline(model, squares, packed)
+        return model
+
+    def run_ours(model: nn.Module) -> nn.Module:
         train(
-            ours,
+            model,
             LabelledSequences.from_squares(squares),
             epochs=1,
             batch_size=BATCH_SIZE,
             learning_rate=LEARNING_RATE,
             shuffle_seed=SHUFFLE_SEED,
         )
+        return model
 
-    seconds = {"baseline": timed(run_baseline), "ours": timed(run_ours)}
-    seconds["model steps only"] = timed(floor_run)
-    for model in (ours, floor):
-        for name, weight in baseline.state_dict().items():
-            if not torch.equal(weight, model.state_dict()[name]):
-                raise AssertionError(f"{arch}: {name} differs from the baseline's")
-    return seconds
+    def prepare_steps() -> tuple[nn.Module, Callable[[], None]]:
+        model = fresh()
+        return model, model_steps_only(model, LabelledSequences.from_squares(squares))
+
+    def run_steps(prepared: tuple[nn.Module, Callable[[], None]]) -> nn.Module:
+        model, steps = prepared
+        steps()
+        return model
+
+    return {
+        f"{name} {SIDES[0]}": Side(run_baseline, prepare=fresh, after=check),
+        f"{name} {SIDES[1]}": Side(run_ours, prepare=fresh, after=check),
+        f"{name} {SIDES[2]}": Side(run_steps, prepare=prepare_steps, after=check),
+    }
 
 
 def main() -> None:
+    parser = arguments(__doc__.splitlines()[0], default_repeats=REPEATS, quick_repeats=3)
+    repeats = repeats_of(parser.parse_args())
     numerics.configure_torch(CPU_CAPABILITY)  # one thread, oneDNN and NNPACK off
     squares = {
         packed: generate_squares(N_SEQUENCES, 0.1, seed=13, variable_len=packed)
         for packed in (False, True)
     }
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
-    # Interleaving the sides, repeat by repeat, exposes all of them to the same machine noise.
-    for _ in range(REPEATS):
-        for name, (arch, packed) in VARIANTS.items():
-            runs[name].append(run_variant(arch, packed, squares[packed]))
+    sides: dict[str, Side] = {}
+    for name, (arch, packed) in VARIANTS.items():
+        sides |= sides_of(name, arch, packed, squares[packed])
+    # All variants' sides in one interleaving: every run of a round sees the same noise.
+    runs = interleave(sides, repeats)
 
+    print(header("Training: one epoch, baseline loop against ours", repeats, CPU_CAPABILITY))
     print(
         f"One epoch, {N_SEQUENCES:,} squares, batch {BATCH_SIZE}, hidden {HIDDEN_DIM}, "
-        f"torch {torch.__version__}, kernels {CPU_CAPABILITY}, 1 thread; medians of {REPEATS} "
-        "interleaved runs, ratios taken run by run; final weights equal on every side.\n"
+        "1 thread, oneDNN and NNPACK off; the same initial weights and batches on every side, "
+        "and every run ends with the same weights, bit for bit.\n"
     )
-    print("| variant | baseline s | ours s | speed-up | model steps only s | ceiling |")
+    print(
+        "| variant | baseline s | ours s | speed-up (baseline / ours) "
+        "| model steps only s | ceiling (baseline / model steps) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    for name, variant_runs in runs.items():
-        baseline, ours, floor = (
-            statistics.median(run[side] for run in variant_runs) for side in SIDES
-        )
-        speed_up = statistics.median(run["baseline"] / run["ours"] for run in variant_runs)
-        ceiling = statistics.median(
-            run["baseline"] / run["model steps only"] for run in variant_runs
-        )
+    for name in VARIANTS:
+        baseline, ours, floor = (f"{name} {side}" for side in SIDES)
         print(
-            f"| {name} | {baseline:.2f} | {ours:.2f} | {speed_up:.2f}x "
-            f"| {floor:.2f} | {ceiling:.2f}x |"
+            f"| {name} | {runs.cell(baseline)} | {runs.cell(ours)} "
+            f"| {runs.ratio(baseline, ours).cell()} | {runs.cell(floor)} "
+            f"| {runs.ratio(baseline, floor).cell()} |"
         )
+    print_runs_table(runs, title="variant, side")
 
 
 if __name__ == "__main__":

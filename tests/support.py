@@ -36,6 +36,7 @@ EVALUATE = (
     "data/models/gru",
     "data/split/fixed/test.parquet",
     "data/metrics/gru.json",
+    "data/metrics/gru.confusion.json",
     "data/predictions/gru.csv",
 )
 PLOT = (
@@ -56,7 +57,11 @@ TRAIN_OUTPUTS = (
     "data/history/gru/loss.csv",
     "data/history/gru/accuracy.csv",
 )
-EVALUATE_OUTPUTS = ("data/metrics/gru.json", "data/predictions/gru.csv")
+EVALUATE_OUTPUTS = (
+    "data/metrics/gru.json",
+    "data/metrics/gru.confusion.json",
+    "data/predictions/gru.csv",
+)
 
 
 def small_params(**changes: object) -> dict:

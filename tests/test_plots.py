@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 from PIL import Image
 from torch import nn
@@ -20,29 +21,31 @@ from pipeline.library.cells import CellWeights, gru_step, unroll
 from pipeline.library.history import History
 from pipeline.library.models import build_model
 from pipeline.library.settings import ModelSpec
-from pipeline.library.squares import NOISE_FREE, Squares, generate_squares, step_mask
+from pipeline.library.squares import CORNERS, NOISE_FREE, Squares, generate_squares, step_mask
 from pipeline.pictures.canvas import (
+    DPI,
     MIN_TEXT_PX,
     check_text_size,
     description_of,
     new_figure,
-    picture_names,
     render,
+    style,
 )
-from pipeline.pictures.hidden_space import (
-    JOURNEY_SQUARES,
-    OPERATIONS,
-    fit_plane,
-    grid_lines,
-    hidden_space,
-)
-from pipeline.pictures.plots import (
+from pipeline.pictures.from_weights import edge_features, hidden_space
+from pipeline.pictures.journey import (
     FRAME_MS,
+    JOURNEY_PANEL,
     LAST_FRAME_MS,
-    edge_features,
-    panel_windows,
-    plot_variant,
+    SQUARE_HEAD,
+    PictureLayout,
+    picture_layout,
 )
+from pipeline.pictures.journey_panel import SHADE_ALPHA
+from pipeline.pictures.journeys import JOURNEY_SQUARES, OPERATIONS, grid_lines
+from pipeline.pictures.planes import fit_plane
+from pipeline.pictures.plots import plot_variant
+from pipeline.pictures.registry import picture_names, pictures
+from pipeline.pictures.shared import LABEL_COLOURS, Subject
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = {"rtol": 0, "atol": 1e-6}
@@ -65,28 +68,6 @@ VARIANTS = {
     "conv1d": ("conv1d", 1, 1, False, False, False),
 }
 RECURRENT = [name for name in VARIANTS if name != "conv1d"]
-RECURRENT_FILES = [
-    "hidden_states.png",
-    "journey.gif",
-    "journey.png",
-    "loss_curves.png",
-    "noise_free_states.png",
-    "transformed_inputs.png",
-]
-BIDIRECTIONAL_FILES = [
-    "hidden_states.png",
-    "journey_backward.gif",
-    "journey_backward.png",
-    "journey_forward.gif",
-    "journey_forward.png",
-    "loss_curves.png",
-    "noise_free_states.png",
-    "transformed_inputs.png",
-]
-CONV_FILES = ["conv_edges.png", "conv_filters.png", "loss_curves.png"]
-EXPECTED_FILES = {
-    name: BIDIRECTIONAL_FILES if VARIANTS[name][3] else RECURRENT_FILES for name in RECURRENT
-} | {"conv1d": CONV_FILES}
 # Drawing a recurrent variant takes seconds: the fast suite draws one plain, one bidirectional
 # packed variable-length and the conv variant; the computations of all are checked fast.
 DRAWN_FAST = ("rnn", "lstm_packed", "conv1d")
@@ -181,8 +162,7 @@ def test_each_variant_writes_the_pictures_of_its_kind_with_no_text_under_10_px(
     texts were drawn on, so the file holds them at exactly that size (1:1, not scaled)."""
     paths, texts = drawn(name)
 
-    assert [path.name for path in paths] == EXPECTED_FILES[name]
-    assert sorted(picture_names(spec_of(name))) == EXPECTED_FILES[name]  # what the report shows
+    assert [path.name for path in paths] == sorted(picture_names(spec_of(name)))  # the registry's
     smallest = min(texts, key=lambda text: text[1])
     assert smallest[1] >= MIN_TEXT_PX >= 10, smallest
     canvases = {canvas for _, _, canvas in texts}
@@ -191,6 +171,28 @@ def test_each_variant_writes_the_pictures_of_its_kind_with_no_text_under_10_px(
             assert image.format == path.suffix[1:].upper()
             assert image.size in canvases, path.name
             assert min(image.size) >= 200
+
+
+def test_each_kind_of_variant_gets_its_pictures_and_a_journey_per_direction() -> None:
+    """What the plot stage writes and the report shows, from the registry alone: no file twice,
+    a PNG and a GIF of the journey per direction, and a bidirectional variant the one-way
+    variant's pictures but for that; a Conv1d variant no hidden-state picture; all, the curves."""
+    one_way, two_way, conv = (
+        picture_names(spec_of(name)) for name in ("rnn", "lstm_packed", "conv1d")
+    )
+
+    for names in (one_way, two_way, conv):
+        assert len(set(names)) == len(names), names
+        assert {Path(name).suffix for name in names} <= {".png", ".gif"}
+        assert "loss_curves.png" in names
+    journeys = {name for name in one_way if name.startswith("journey")}
+    assert journeys == {"journey.png", "journey.gif"}
+    split = {
+        f"journey_{way}{suffix}" for way in ("forward", "backward") for suffix in (".png", ".gif")
+    }
+    assert {name for name in two_way if name.startswith("journey")} == split
+    assert set(two_way) - split == set(one_way) - journeys
+    assert set(conv) & set(one_way) == {"loss_curves.png"}
 
 
 @pytest.mark.parametrize(
@@ -242,28 +244,100 @@ def test_every_picture_names_its_variant_and_describes_itself(drawn, name: str) 
         assert "$" not in description, path.name  # words for a reader, not mathtext
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm_packed"])
-def test_journeys_show_both_squares_and_the_decision_boundary(drawn, name: str) -> None:
-    journeys = [path for path in drawn(name)[0] if path.stem.startswith("journey")]
+def separating(name: str) -> nn.Module:
+    """An untrained model of the variant (one-way) whose classifier reads the clockwise journey
+    square as clockwise and the counter-clockwise one as counter-clockwise: its boundary runs
+    halfway between their final hidden states, through the panels where it reads them."""
+    model, _ = variant(name)
+    labels = np.array([label for label, _ in JOURNEY_SQUARES])
+    points = CORNERS[[order for _, order in JOURNEY_SQUARES]].astype(float)
+    final = torch_outputs(model, Squares(np.arange(2), points, np.full(2, 4), labels))[:, -1]
+    clockwise, counter_clockwise = final[labels.argmax()], final[labels.argmin()]
+    normal = clockwise - counter_clockwise
+    with torch.no_grad():
+        model.classifier.weight.copy_(normal[None])
+        model.classifier.bias.fill_(-normal @ (clockwise + counter_clockwise) / 2)
+    return model
 
-    assert len(journeys) == (4 if VARIANTS[name][3] else 2)
-    for path in journeys:
-        description = description_of(path)
-        assert "clockwise square A, B, C, D" in description, path.name
-        assert "counter-clockwise square A, D, C, B" in description, path.name
-        assert "decision boundary" in description, path.name
+
+def showing(colour: str, pixels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Which pixels (..., 3) show `colour` at `alpha` over white, to within Agg's rounding."""
+    expected = 255 * (1 - alpha) + alpha * 255 * np.array(to_rgb(colour))
+    return (np.abs(pixels - expected) <= 3).all(axis=-1)
+
+
+def panel_pixels(
+    pixels: np.ndarray, layout: PictureLayout, square: int, step: int, operation: int, window
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (k, 3) of a journey picture's panel, 2 px inside its frame, and where their
+    centres lie in the panel's plane (k, 2), given its window [[x0, x1], [y0, y1]]."""
+    left, top = layout.column_left(operation) * DPI, layout.rows[square][step] * DPI
+    size = JOURNEY_PANEL * DPI
+    rows, columns = np.mgrid[
+        int(top) + 2 : int(top + size) - 2, int(left) + 2 : int(left + size) - 2
+    ]
+    (x0, x1), (y0, y1) = window
+    x = x0 + (columns + 0.5 - left) / size * (x1 - x0)
+    y = y1 - (rows + 0.5 - top) / size * (y1 - y0)
+    return pixels[rows, columns].reshape(-1, 3), np.stack([x, y], axis=-1).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_journeys_show_both_squares_and_the_decision_boundary(name: str, tmp_path) -> None:
+    """Read from the pixels of journey.png: each square's heading in its label's colour; in the
+    panel where the classifier reads a square, the side it reads as clockwise shaded red and
+    the other blue, split along the classifier's own boundary by a black line; in the other
+    panels of that column, neither shading nor line."""
+    spec = spec_of(name)
+    space = hidden_space(separating(name), variant(name)[1])
+    subject = Subject(f"{name} ({spec.describe()})", HISTORY, space)
+    (entry,) = [entry for entry in pictures(spec) if entry.file_name == "journey.png"]
+    with style():
+        path = entry.write(subject, tmp_path)
+    layout = picture_layout(subject, direction=0)
+    with Image.open(path) as image:
+        assert np.allclose(image.size, (layout.width * DPI, layout.height * DPI), atol=1)
+        pixels = np.asarray(image.convert("RGB")).astype(float)
+
+    journeys = space.journeys[0]
+    for square, (journey, windows) in enumerate(
+        zip(journeys.journeys, journeys.windows, strict=True)
+    ):
+        top = layout.square_tops[square]
+        heading = pixels[round(top * DPI) : round((top + SQUARE_HEAD) * DPI)]
+        assert showing(LABEL_COLOURS[journey.label], heading).sum() > 100
+        assert not showing(LABEL_COLOURS[1 - journey.label], heading).any()
+        read_step, last = journey.reading_panel
+        (x0, x1) = windows[read_step, last, 0]
+        pixels_per_unit = JOURNEY_PANEL * DPI / (x1 - x0)  # one size per column
+        reading = journey.reading
+        for step in range(len(journey.corners)):
+            colours, points = panel_pixels(pixels, layout, square, step, last, windows[step, last])
+            # Each pixel's signed distance from the boundary, in pixels: above 0 reads clockwise.
+            distance = reading.logit(points) / np.linalg.norm(reading.weights) * pixels_per_unit
+            clockwise = showing(LABEL_COLOURS[1], colours, SHADE_ALPHA)
+            counter_clockwise = showing(LABEL_COLOURS[0], colours, SHADE_ALPHA)
+            on_boundary = (colours[np.abs(distance) < 0.5] < 110).all(axis=-1)  # dark: drawn
+            if step == read_step:
+                assert clockwise.sum() > 500 and counter_clockwise.sum() > 500
+                assert (distance[clockwise] > -1).all()
+                assert (distance[counter_clockwise] < 1).all()
+                assert on_boundary.mean() > 0.5
+            else:
+                assert not clockwise.any() and not counter_clockwise.any()
+                assert on_boundary.mean() < 0.2
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "rnn_bidirectional"])
 def test_journey_panels_have_one_size_per_operation_and_hold_what_they_show(name: str) -> None:
     model, squares = variant(name)
 
-    for journeys in hidden_space(model, squares).journeys:
-        windows = panel_windows(journeys)  # (S, L, O, 2, 2)
+    for direction in hidden_space(model, squares).journeys:
+        windows = direction.windows  # (S, L, O, 2, 2)
 
         sizes = windows[..., 1] - windows[..., 0]
         assert np.allclose(sizes, sizes[:1, :1, :, :1])  # per operation, square panels
-        for journey, square_windows in zip(journeys, windows, strict=True):
+        for journey, square_windows in zip(direction.journeys, windows, strict=True):
             low, high = square_windows[..., 0], square_windows[..., 1]  # (L, O, 2)
             assert (journey.grids.min(axis=(2, 3)) >= low - 1e-12).all()
             assert (journey.grids.max(axis=(2, 3)) <= high + 1e-12).all()
@@ -318,7 +392,9 @@ def test_hidden_states_equal_the_layers_own_outputs(name: str) -> None:
     real = step_mask(squares.lengths, squares.points.shape[1])
     expected = torch_outputs(model, squares).numpy()
     np.testing.assert_allclose(space.states[real], expected[real], **TOLERANCE)
-    np.testing.assert_array_equal(space.real, real)
+    # Real: each sequence's first `length` steps, and no others.
+    steps = np.arange(squares.points.shape[1])
+    np.testing.assert_array_equal(space.real, steps < squares.lengths[:, None])
 
 
 @pytest.mark.parametrize("name", RECURRENT)
@@ -346,16 +422,16 @@ def test_journeys_end_at_the_layers_own_outputs(name: str) -> None:
             model, Squares(np.arange(1), points[None], np.full(1, 4), np.ones(1))
         )
         outputs = outputs[0].numpy()  # (4, D): the layer's output at each point
-        forward = journeys[0][square]
+        forward = journeys[0].journeys[square]
         assert forward.label == label
         np.testing.assert_allclose(forward.hidden[1:], outputs[:, :hidden_dim], **TOLERANCE)
         if model.recurrent.bidirectional:
-            backward = journeys[1][square]
+            backward = journeys[1].journeys[square]
             assert backward.corners == forward.corners[::-1]
             # The backward direction reads the last corner first: its step 1 is output 4.
             np.testing.assert_allclose(backward.hidden[1:], outputs[::-1, hidden_dim:], **TOLERANCE)
     for direction in journeys:
-        for journey in direction:
+        for journey in direction.journeys:
             plane = journey.plane
             np.testing.assert_allclose(journey.states[:, 0], plane.project(journey.hidden[:-1]))
             np.testing.assert_allclose(journey.states[:, -1], plane.project(journey.hidden[1:]))
@@ -372,7 +448,7 @@ def test_journeys_read_the_classifiers_logit_where_it_reads_the_state(name: str)
 
     logits = model(sequences, torch.full((len(sequences),), 4))[:, 0].numpy()
     for direction, step in zip(journeys, (3, 0), strict=False):  # backward: read after step 1
-        for journey, logit in zip(direction, logits, strict=True):
+        for journey, logit in zip(direction.journeys, logits, strict=True):
             assert journey.reading.step == step
             drawn = journey.reading.logit(journey.states[step, -1])
             np.testing.assert_allclose(drawn, logit, rtol=0, atol=1e-5)
@@ -392,7 +468,7 @@ def test_journey_gates_are_the_cells_gates_at_the_actual_state(
     model, squares = variant(name)
     weights = CellWeights.from_layer(model.recurrent, 0)
 
-    journey = hidden_space(model, squares).journeys[0][0]
+    journey = hidden_space(model, squares).journeys[0].journeys[0]
 
     clockwise = torch.as_tensor(NOISE_FREE[0, 1][None], dtype=torch.float32)  # A, B, C, D
     steps = unroll(weights, clockwise)
@@ -406,7 +482,7 @@ def test_journey_moves_the_grid_through_each_operation_of_the_cell() -> None:
     model, squares = variant("gru")
     weights = CellWeights.from_layer(model.recurrent, 0)
 
-    journey = hidden_space(model, squares).journeys[0][0]
+    journey = hidden_space(model, squares).journeys[0].journeys[0]
 
     # Step 2 reads B = (-1, 1), starting from the grid itself (the plane is the hidden space).
     grid = grid_lines(journey.plane.extent)

@@ -13,7 +13,8 @@ from PIL import Image
 
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.pictures.canvas import description_of, picture_names, save_gif, save_png
+from pipeline.pictures.canvas import description_of, save_gif, save_png
+from pipeline.pictures.registry import picture_names
 from pipeline.pictures.report import (
     EXPLORER_PAGE,
     INTRO,
@@ -46,7 +47,10 @@ FIXED = DatasetParams(**SQUARES)
 SHUFFLED = DatasetParams(**SQUARES | {"shuffle_points": True})
 VARIABLE = DatasetParams(**SQUARES | {"seed": 17, "variable_len": True})
 SPLIT = SplitParams(seed=42, val=0.2, test=0.2)
-SCORES = Scores(accuracy=1.0, loss=0.01, parameters=39, correct=(105, 99), total=(105, 99))
+DIRECTIONS = ("counter-clockwise", "clockwise")
+SCORES = Scores(
+    accuracy=1.0, loss=0.01, parameters=39, classes=DIRECTIONS, confusion=((105, 0), (0, 99))
+)
 #: What the page must show for each kind of variant, in this order.
 SHOWN = {
     "recurrent": [
@@ -161,24 +165,19 @@ def test_variants_are_ranked_by_accuracy_then_loss_then_name(tmp_path):
     assert [v.name for v in ranked(variants)] == ["c", "b", "a", "d"]
 
 
-def test_scores_come_from_the_evaluate_stages_flat_metrics():
-    metrics = {
-        "test_accuracy": 0.985,
-        "test_loss": 0.05,
-        "parameters": 39,
-        "test_counter_clockwise_correct": 100,
-        "test_counter_clockwise_total": 102,
-        "test_clockwise_correct": 101,
-        "test_clockwise_total": 102,
-    }
+def test_scores_come_from_the_evaluate_stages_metrics_and_confusion_files():
+    metrics = {"test_accuracy": 0.985, "test_loss": 0.05, "parameters": 39}
+    confusion = {"classes": list(DIRECTIONS), "confusion": [[100, 2], [1, 101]]}
 
-    scores = Scores.from_metrics(metrics, "data/metrics/gru.json")
+    scores = Scores.from_files(metrics, confusion, "data/metrics/gru.json")
 
-    assert scores == Scores(0.985, 0.05, 39, correct=(100, 101), total=(102, 102))
+    assert (scores.correct, scores.total) == ((100, 101), (102, 102))
+    assert (scores.accuracy, scores.loss, scores.parameters) == (0.985, 0.05, 39)
     assert scores.majority_share == 0.5
-    del metrics["test_clockwise_total"]
-    with pytest.raises(InputError, match=r"^data/metrics/gru.json: missing test_clockwise_total"):
-        Scores.from_metrics(metrics, "data/metrics/gru.json")
+    with pytest.raises(InputError, match=r"^data/metrics/gru.json: missing test_loss"):
+        Scores.from_files({"test_accuracy": 1, "parameters": 3}, confusion, "data/metrics/gru.json")
+    with pytest.raises(InputError, match=r"^data/metrics/gru.json: the confusion matrix is not 2"):
+        Scores.from_files(metrics, {**confusion, "confusion": [[1, 2]]}, "data/metrics/gru.json")
 
 
 def test_a_picture_without_its_description_is_refused_in_one_line(tmp_path):
@@ -250,7 +249,7 @@ def test_each_result_says_which_data_it_came_from(tmp_path):
 
 
 def test_the_confusion_table_counts_each_class(tmp_path):
-    scores = replace(SCORES, accuracy=0.95, correct=(97, 97), total=(100, 104))
+    scores = replace(SCORES, accuracy=0.95, confusion=((97, 3), (7, 97)))
     variants = [variant("gru", tmp_path, scores=scores)]
 
     text = render_report(variants, [], chart(tmp_path, variants))

@@ -3,11 +3,12 @@ and nothing of it where the output is not a terminal (DVC's logs, CI, a pipe).""
 
 import os
 import pty
+import re
 import subprocess
 import sys
 
 import pytest
-from support import TRAIN, small_params
+from support import REPO, TRAIN, small_params
 
 
 def run_on_a_terminal(workdir, *args: str) -> tuple[int, str]:
@@ -56,3 +57,13 @@ def test_nothing_of_the_progress_reaches_a_pipe(make_workdir, template):
     result = workdir.run(*TRAIN)
     assert result.returncode == 0, result.stderr
     assert result.stdout == result.stderr == ""
+
+
+def test_make_help_lists_every_target_with_what_it_does():
+    makefile = (REPO / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split())
+    result = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True)
+    listed = dict(line.removeprefix("make ").split(None, 1) for line in result.stdout.splitlines())
+    assert set(listed) == phony | {"setup"}
+    assert all(text.strip() for text in listed.values())
+    assert max(map(len, result.stdout.splitlines())) <= 100  # a terminal of 100 columns

@@ -359,13 +359,20 @@ def test_a_run_abandoned_by_a_killed_process_is_marked_killed_by_the_next_run(ml
 
 
 @pytest.mark.slow
-def test_make_ui_serves_the_store_and_prints_the_link_to_its_runs(tmp_path, monkeypatch):
-    import os
-    import sys
+def test_make_ui_serves_the_store_on_its_port_and_prints_the_link_to_its_runs(
+    tmp_path, monkeypatch
+):
+    """`make ui PORT=<port>`: the link to the experiment's runs, then MLflow's UI on the
+    store there, as two processes: MLflow's command and its one uvicorn worker (no job
+    runner and its consumers: seven more processes, 1.3 GB)."""
+    import signal
     import urllib.request
+
+    import psutil
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     start(generate.STAGE, "fixed").end("FINISHED")
@@ -373,32 +380,58 @@ def test_make_ui_serves_the_store_and_prints_the_link_to_its_runs(tmp_path, monk
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.tools.ui", str(port)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        ["make", "--no-print-directory", "-C", str(REPO), "ui", f"PORT={port}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # make, the UI and its worker: stopped together
     )
     try:
-        link = ui.stdout.readline()  # printed once the store is open, before the server starts
+        # printed once the store is open, before the server starts (after make's echo)
+        link = next((line for line in ui.stdout if "MLflow UI for" in line), "no link")
         experiment = mlflow.MlflowClient(
             f"sqlite:///{tmp_path / 'mlflow.db'}"
         ).get_experiment_by_name("square-sequences")
-        assert f"/#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in link
-        deadline = time.monotonic() + 60
+        assert f"127.0.0.1:{port}/#/experiments/{experiment.experiment_id}?" in link
+        assert "workflowType=machine_learning" in link
         while True:  # until the server answers (an observable event, polled)
+            assert ui.poll() is None, "make ui exited"
             try:
                 answer = urllib.request.urlopen(
                     f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
-                    "?experiment_name=square-sequences",
-                    timeout=5,
+                    "?experiment_name=square-sequences"
                 ).read()
                 break
             except OSError:
-                assert time.monotonic() < deadline, "the UI did not answer"
                 time.sleep(0.2)
         assert experiment.experiment_id.encode() in answer
+        under_make = psutil.Process(ui.pid).children(recursive=True)
+        modules = sorted(process.cmdline()[2] for process in under_make)  # python -m <module>
+        assert modules == ["mlflow", "uvicorn"], [process.cmdline() for process in under_make]
     finally:
-        ui.terminate()
-        ui.wait(timeout=30)
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait()
+
+
+def test_make_ui_refuses_a_taken_port_in_one_line_before_printing_a_link(tmp_path):
+    """MLflow would start, fail to listen, print nothing useful and exit 0: the link printed
+    first would open whatever holds the port."""
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.tools.ui", str(port)],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), "DVC_ROOT": str(tmp_path)},
+            capture_output=True,
+            text=True,
+        )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: port {port} on 127.0.0.1 is taken (Address already in use): stop what uses "
+        "it, or choose another: make ui PORT=<port>\n"
+    )
+    assert not (tmp_path / "mlflow.db").exists()

@@ -23,7 +23,6 @@ from PIL import Image, PngImagePlugin
 
 from pipeline.library.errors import InputError
 from pipeline.library.files import atomic_output
-from pipeline.library.settings import ModelSpec
 
 DPI = 100
 #: The smallest text a picture may hold, in pixels at 1:1 (font size in points * DPI / 72).
@@ -220,21 +219,3 @@ def description_of(path: Path) -> str:
     if not description:
         raise InputError(f"{path}: holds no description of what it shows (redraw it)")
     return description if is_png else description.decode()
-
-
-def picture_names(spec: ModelSpec) -> tuple[str, ...]:
-    """The files plot@<model> writes for a variant of `spec`, in the order a reader needs them.
-
-    One list for the plot stage (what it writes) and the report (what it shows).
-    """
-    if not spec.recurrent:
-        return ("loss_curves.png", "conv_filters.png", "conv_edges.png")
-    directions = ("_forward", "_backward") if spec.bidirectional else ("",)
-    return (
-        "loss_curves.png",
-        "hidden_states.png",
-        "noise_free_states.png",
-        *(f"journey{direction}.png" for direction in directions),
-        *(f"journey{direction}.gif" for direction in directions),
-        "transformed_inputs.png",
-    )

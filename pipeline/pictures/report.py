@@ -20,15 +20,8 @@ from PIL import Image
 
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.library.squares import LABEL_NAMES, metric_key
-from pipeline.pictures.canvas import (
-    description_of,
-    panel_figure,
-    picture_names,
-    render,
-    save_png,
-    style,
-)
+from pipeline.pictures.canvas import description_of, panel_figure, render, save_png, style
+from pipeline.pictures.registry import picture_names
 
 MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
 #: The explorer page (pipeline/pictures/explorer.py), written beside the report and linked from it.
@@ -43,37 +36,53 @@ def pictures_of(spec: ModelSpec, plots_dir: Path) -> list[Path]:
     return [plots_dir / name for name in picture_names(spec)]
 
 
+#: What an evaluate stage's metrics file holds.
+METRIC_KEYS = ("test_accuracy", "test_loss", "parameters")
+
+
 @dataclass(frozen=True)
 class Scores:
-    """A variant's results on its test split. correct, total: per label (index = label), how
-    many test squares it classified right, of how many."""
+    """A variant's results on its test split: accuracy, loss, its parameter count, and the
+    confusion matrix (rows: the true class, columns: the predicted one) of its classes."""
 
     accuracy: float
     loss: float
     parameters: int
-    correct: tuple[int, int]
-    total: tuple[int, int]
+    classes: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def from_metrics(cls, metrics: Mapping[str, float], source: str) -> "Scores":
-        """From an evaluate stage's flat metrics; InputError naming `source` and what is
-        missing."""
-        labels = range(len(LABEL_NAMES))
-        counts = {
-            count: [metric_key(label, count) for label in labels] for count in ("correct", "total")
-        }
-        keys = ["test_accuracy", "test_loss", "parameters", *counts["correct"], *counts["total"]]
-        missing = [key for key in keys if key not in metrics]
+    def from_files(cls, metrics: Mapping[str, float], confusion: Mapping, source: str) -> "Scores":
+        """From an evaluate stage's metrics and confusion files; InputError naming `source`
+        and what is missing."""
+        missing = [
+            key for key in ("test_accuracy", "test_loss", "parameters") if key not in metrics
+        ]
+        missing += [key for key in ("classes", "confusion") if key not in confusion]
         if missing:
             raise InputError(f"{source}: missing {', '.join(missing)} (rerun its evaluate stage)")
-        correct, total = (tuple(int(metrics[key]) for key in counts[c]) for c in counts)
+        classes, matrix = tuple(confusion["classes"]), confusion["confusion"]
+        if len(matrix) != len(classes) or any(len(row) != len(classes) for row in matrix):
+            raise InputError(
+                f"{source}: the confusion matrix is not {len(classes)} by {len(classes)}"
+            )
         return cls(
             accuracy=float(metrics["test_accuracy"]),
             loss=float(metrics["test_loss"]),
             parameters=int(metrics["parameters"]),
-            correct=correct,
-            total=total,
+            classes=classes,
+            confusion=tuple(tuple(int(count) for count in row) for row in matrix),
         )
+
+    @property
+    def correct(self) -> tuple[int, ...]:
+        """Per class (index = label), how many test sequences were classified right."""
+        return tuple(row[label] for label, row in enumerate(self.confusion))
+
+    @property
+    def total(self) -> tuple[int, ...]:
+        """Per class, how many test sequences it has."""
+        return tuple(sum(row) for row in self.confusion)
 
     @property
     def majority_share(self) -> float:
@@ -324,14 +333,12 @@ def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[s
 
 
 def _confusion(scores: Scores) -> str:
-    """Test squares by true and predicted direction (binary: the wrong ones are the rest)."""
-    columns = ("true direction", *(f"predicted {name}" for name in LABEL_NAMES), "correct")
+    """The test results per class: each true class's predictions, and how many were right."""
+    columns = ("true class", *(f"predicted {name}" for name in scores.classes), "correct")
     rows = []
-    for label, name in enumerate(LABEL_NAMES):
-        correct, total = scores.correct[label], scores.total[label]
-        predicted = [total - correct] * len(LABEL_NAMES)
-        predicted[label] = correct
-        share = _percent(correct / total) if total else "no squares"
+    for label, (name, predicted) in enumerate(zip(scores.classes, scores.confusion, strict=True)):
+        correct, total = predicted[label], sum(predicted)
+        share = _percent(correct / total) if total else "no sequences"
         rows.append((name, *map(str, predicted), f"{correct} of {total} ({share})"))
     return _table(columns, rows, set(columns[1:]))
 

@@ -29,7 +29,7 @@ STAGE = Stage(
     # The explorer's planes are computed with torch and NumPy, as plot@ computes them.
     params=("models", "datasets", "split", "cpu_capability"),
     inputs=(
-        Arg("metrics", "holds <model>.json per variant"),
+        Arg("metrics", "holds <model>.json and <model>.confusion.json per variant"),
         Arg("plots", "holds <model>/ per variant"),
         Arg("history", "holds <model>/loss.csv and accuracy.csv per variant"),
         Arg("models", "holds <model>/weights.pt and config.json per variant"),
@@ -47,7 +47,7 @@ STAGE = Stage(
 
 
 def read_metrics(path: Path) -> dict:
-    """A metrics file written by an evaluate stage: a JSON object of finite numbers."""
+    """A file written by an evaluate stage: a JSON object of finite numbers (or of lists)."""
     try:
         metrics = json.loads(path.read_text(), parse_constant=_refuse)
     except FileNotFoundError:
@@ -84,7 +84,8 @@ def run(context: Context) -> None:
     variants = []
     for name, model in params.models.items():
         path = context.inputs["metrics"] / f"{name}.json"
-        scores = Scores.from_metrics(read_metrics(path), source=str(path))
+        confusion = path.with_suffix(".confusion.json")
+        scores = Scores.from_files(read_metrics(path), read_metrics(confusion), source=str(path))
         dataset, plots_dir = params.dataset(model.dataset), context.inputs["plots"] / name
         variants.append(Variant(name, model, dataset, params.split, scores, plots_dir))
     ordered = ranked(variants)

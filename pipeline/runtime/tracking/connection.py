@@ -157,6 +157,11 @@ def mlflow_errors(uri: str, doing: str) -> Iterator[None]:
 def _summary(message: str) -> str:
     """An MLflow error message cut to what a person needs: no HTML page, no traceback."""
     status = re.search(r"error code (\d{3})", message)
+    if status and status.group(1) in ("401", "403"):
+        return (
+            f"HTTP {status.group(1)}: the server wants an account it knows; set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
     if status:
         return f"HTTP {status.group(1)}; is this an MLflow tracking server?"
     # SQLAlchemy wraps the database's own words: "(raised as a result of ...) (sqlite3.
