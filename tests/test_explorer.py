@@ -18,16 +18,16 @@ from pipeline.library.models import RecurrentClassifier, build_model, load_check
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import NOISE_FREE, Squares, generate_squares, read_squares
 from pipeline.pictures.explorer import (
-    BANDS,
-    VIEW_MARGIN,
+    RESPONSE_MARGIN,
     Trained,
     explorer_data,
     page_json,
     render_explorer,
 )
-from pipeline.pictures.hidden_space import hidden_space, unroll_layers
-from pipeline.pictures.plots import LABEL_COLOURS
+from pipeline.pictures.from_weights import boundary_over, hidden_space, unroll_layers
+from pipeline.pictures.hidden_states import PROBABILITY_LEVELS
 from pipeline.pictures.report import EXPLORER_PAGE
+from pipeline.pictures.shared import LABEL_COLOURS
 
 TOLERANCE = 1e-6
 #: Every architecture params.yaml can name, and two the shipped one does not (a wider hidden
@@ -138,7 +138,7 @@ def test_the_page_data_holds_each_variant_s_float32_weights_exactly_and_its_pict
     assert [variant["name"] for variant in data["variants"]] == list(SPECS)
     assert data["colours"] == list(LABEL_COLOURS)
     assert data["labels"] == ["counter-clockwise", "clockwise"]
-    assert len(data["bands"]) == BANDS
+    assert len(data["bands"]) == len(PROBABILITY_LEVELS) - 1
     squares = {square["name"]: square for square in data["squares"]}
     assert len(squares) == 8
     assert squares["ABCD"] == {"name": "ABCD", "label": 1, "points": NOISE_FREE[0, 1].tolist()}
@@ -155,7 +155,7 @@ def test_the_page_data_holds_each_variant_s_float32_weights_exactly_and_its_pict
             with torch.no_grad():
                 sequences = torch.as_tensor(trained.test.points).float().mT
                 largest = float(torch.relu(model.conv(sequences)).max())
-            assert shown["scale"] == pytest.approx(VIEW_MARGIN * largest)
+            assert shown["scale"] == pytest.approx(RESPONSE_MARGIN * largest)
             continue
         assert len(shown["layers"]) == spec.num_layers
         for layer, directions in enumerate(shown["layers"]):
@@ -167,7 +167,7 @@ def test_the_page_data_holds_each_variant_s_float32_weights_exactly_and_its_pict
         plane = hidden_space(model, trained.test).plane
         assert shown["plane"]["mean"] == plane.mean.tolist()
         assert shown["plane"]["components"] == plane.components.tolist()
-        assert shown["plane"]["limit"] == VIEW_MARGIN * plane.extent
+        assert shown["plane"]["limit"] == boundary_over(model.classifier, plane).limit
         projected = spec.hidden_dim * spec.directions > 2
         assert shown["plane"]["projected"] == projected
         assert (shown["plane"]["axes"] == ["h0", "h1"]) != projected

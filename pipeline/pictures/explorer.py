@@ -37,8 +37,14 @@ from pipeline.library.squares import (
     Squares,
     corner_order,
 )
-from pipeline.pictures.hidden_space import Plane, hidden_space
-from pipeline.pictures.plots import LABEL_COLOURS, PROBABILITY_CMAP
+from pipeline.pictures.from_weights import (
+    boundary_over,
+    decision_plane,
+    edge_features,
+    unroll_test_squares,
+)
+from pipeline.pictures.hidden_states import PROBABILITY_ALPHA, PROBABILITY_CMAP, PROBABILITY_LEVELS
+from pipeline.pictures.shared import LABEL_COLOURS, plain
 
 #: The page's scripts, in the order they run (each uses those before it), and its style: files
 #: beside this module, read and inlined.
@@ -49,10 +55,8 @@ SCRIPTS = tuple(
 STYLESHEET = Path(__file__).with_name("explorer.css")
 #: The drawing plane spans [-INPUT_LIMIT, INPUT_LIMIT]^2: the corners at +-1 and room around.
 INPUT_LIMIT = 2.0
-#: The static pictures' P(clockwise) background: ten bands of PROBABILITY_CMAP at this alpha.
-BANDS, BAND_ALPHA = 10, 0.45
-#: How far the static pictures show a plane: this many times its extent, each way.
-VIEW_MARGIN = 1.1
+#: How far the conv1d responses' axis reaches past the largest test response.
+RESPONSE_MARGIN = 1.1
 #: The noise the datasets are drawn with by default: the page's noise slider starts there.
 DEFAULT_NOISE = 0.1
 TITLE = "Draw a square, watch the hidden state"
@@ -83,19 +87,17 @@ def _floats(values: Tensor | np.ndarray) -> list:
     return torch.as_tensor(values).detach().double().tolist()
 
 
-def _plain(name: str) -> str:
-    """An axis name's mathtext as text: "$h_0$" -> "h0"."""
-    return name.replace("$", "").replace("_", "")
-
-
-def plane_data(plane: Plane) -> dict:
-    """The plane the static pictures draw a hidden space in, and the view they show of it."""
+def plane_data(model: RecurrentClassifier, test: Squares) -> dict:
+    """The plane the static pictures draw the hidden space in (fitted on the test squares'
+    states as plot@ fits it), and the view of it they show."""
+    runs, real = unroll_test_squares(model, test)
+    plane = decision_plane(model, runs[-1].outputs.numpy()[real])
     return {
         "mean": _floats(plane.mean),
         "components": _floats(plane.components),
-        "axes": [_plain(label) for label in plane.axis_labels],
+        "axes": [plain(label) for label in plane.axis_labels],
         "projected": plane.explained is not None,
-        "limit": VIEW_MARGIN * plane.extent,
+        "limit": boundary_over(model.classifier, plane).limit,
     }
 
 
@@ -122,22 +124,20 @@ def recurrent_data(model: RecurrentClassifier, test: Squares) -> dict:
         "arch": CellWeights.from_layer(recurrent).kind,
         "hidden": recurrent.hidden_size,
         "layers": layers,
-        "plane": plane_data(hidden_space(model, test).plane),
+        "plane": plane_data(model, test),
     }
 
 
-@torch.no_grad()
 def conv_data(model: ConvClassifier, test: Squares) -> dict:
     """The filters (C, F, 2) and their biases, the length the classifier reads, and the scale of
     the test squares' filter responses (ReLU of each filter on each pair of points)."""
-    sequences = torch.as_tensor(test.points, dtype=torch.float32).transpose(1, 2)
-    largest = float(torch.relu(model.conv(sequences)).max())
+    largest = float(edge_features(model, test.points).max())
     return {
         "arch": "conv1d",
         "length": model.sequence_length,
         "conv": {"weight": _floats(model.conv.weight), "bias": _floats(model.conv.bias)},
         # A filter silent on every test square still gets an axis to draw on.
-        "scale": VIEW_MARGIN * largest if largest > 0 else 1.0,
+        "scale": RESPONSE_MARGIN * largest if largest > 0 else 1.0,
     }
 
 
@@ -185,12 +185,13 @@ def explorer_data(variants: Sequence[Trained]) -> dict:
     """Everything the page shows, in the order given (the report's): JSON-ready."""
     colormap = matplotlib.colormaps[PROBABILITY_CMAP]
     # contourf colours each band by the colormap at its middle.
-    bands = [matplotlib.colors.to_hex(colormap((band + 0.5) / BANDS)) for band in range(BANDS)]
+    middles = (PROBABILITY_LEVELS[:-1] + PROBABILITY_LEVELS[1:]) / 2
+    bands = [matplotlib.colors.to_hex(colormap(middle)) for middle in middles]
     return {
         "labels": list(LABEL_NAMES),
         "colours": list(LABEL_COLOURS),
         "bands": bands,
-        "bandAlpha": BAND_ALPHA,
+        "bandAlpha": PROBABILITY_ALPHA,
         "corners": {"names": list(CORNER_NAMES), "points": CORNERS.tolist()},
         "squares": noise_free_squares(),
         "inputLimit": INPUT_LIMIT,
