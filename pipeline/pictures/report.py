@@ -6,7 +6,8 @@ times: every DVC-tracked output must be byte-identical across reruns. Each resul
 data it came from (squares, noise, split), so reports of a sweep differ where their data do.
 Every picture is embedded at its own pixel size, where its text is at least 10 px (see
 `pipeline.pictures.canvas`), with the description it carries as its alt text: no scripts, nothing
-fetched.
+fetched. Beside links within the page, it links to the explorer written beside it
+(`pipeline.pictures.explorer`) and shows the noise sweep's page in place when one exists.
 """
 
 import html
@@ -22,6 +23,8 @@ from pipeline.pictures.canvas import panel_figure, render, save_png, style
 from pipeline.pictures.page import contents_html, figure_html, page_html, table_html
 from pipeline.pictures.registry import picture_names
 
+#: The explorer page (pipeline/pictures/explorer.py), written beside the report and linked from it.
+EXPLORER_PAGE = "explore.html"
 #: The accuracy the chapter's models reach; the bar chart marks it.
 TARGET_ACCURACY = 0.97
 
@@ -203,6 +206,11 @@ INTRO = (
     "and the counter-clockwise square A, D, C, B, with the decision boundary where the "
     "classifier reads the state: a variant that tells the two apart ends them on opposite "
     "sides, and its P(clockwise) is printed there."
+)
+EXPLORER_LINK = "Draw a square, watch the hidden state"
+EXPLORER_TEXT = (
+    ": the page beside this one, where you place the points (or add noise to a noise-free "
+    "square) and watch every variant read them, step by step; it runs offline."
 )
 COLUMNS = (
     "variant",
@@ -448,6 +456,8 @@ def render_report(variants: list[Variant], ablations: list[tuple[str, str]], cha
     contents += [(variant.name, variant.name) for variant in order]
     parts = [
         f"<p>{html.escape(INTRO)}</p>",
+        f'<p><a href="{EXPLORER_PAGE}">{html.escape(EXPLORER_LINK)}</a>'
+        f"{html.escape(EXPLORER_TEXT)}</p>",
         contents_html(contents),
         '<section id="results"><h2>Results</h2>',
         _data_list(variants),

@@ -1,4 +1,5 @@
-"""report: every variant's metrics, curves and pictures on one page, and all curves in one file."""
+"""report: every variant's metrics, curves and pictures on one page, all curves in one file, and
+the explorer: a page where a learner draws a square and watches every trained variant read it."""
 
 import json
 from pathlib import Path
@@ -6,8 +7,12 @@ from pathlib import Path
 from pipeline.library.errors import InputError
 from pipeline.library.files import write_text
 from pipeline.library.history import read_history, write_curves
+from pipeline.library.models import load_checkpoint
+from pipeline.library.squares import Squares, read_squares
+from pipeline.pictures.explorer import Trained, explorer_data, render_explorer
 from pipeline.pictures.registry import GATED, GATES_FILE
 from pipeline.pictures.report import (
+    EXPLORER_PAGE,
     Scores,
     Variant,
     ablation_pairs,
@@ -22,13 +27,23 @@ STAGE = Stage(
     name="report",
     doc=__doc__,
     item=None,
-    params=("models", "datasets", "split"),
+    # The explorer's planes are computed with torch and NumPy, as plot@ computes them.
+    params=("models", "datasets", "split", "cpu_capability"),
     inputs=(
         Arg("metrics", "holds <model>.json and <model>.confusion.json per variant"),
         Arg("plots", "holds <model>/ per variant"),
         Arg("history", "holds <model>/loss.csv and accuracy.csv per variant"),
+        Arg("models", "holds <model>/weights.pt and config.json per variant"),
+        Arg("split", "holds <dataset>/test.parquet per dataset"),
     ),
-    outputs=(Arg("report", "where the page goes", ("index.html", "accuracy.png", "curves.csv")),),
+    outputs=(
+        Arg(
+            "report",
+            "where the pages go",
+            ("index.html", "accuracy.png", "curves.csv", EXPLORER_PAGE),
+        ),
+    ),
+    uses_torch=True,
 )
 
 
@@ -50,6 +65,22 @@ def _refuse(constant: str) -> None:
     raise ValueError(f"{constant} is not a finite number")
 
 
+def trained_variants(context: Context, variants: list[Variant]) -> list[Trained]:
+    """Each variant's checkpoint and its dataset's test split (read once per dataset)."""
+    tests: dict[str, Squares] = {}
+    trained = []
+    for variant in variants:
+        dataset = variant.model.dataset
+        if dataset not in tests:
+            tests[dataset] = read_squares(context.inputs["split"] / dataset / "test.parquet")
+        model = load_checkpoint(context.inputs["models"] / variant.name)
+        description = variant.model.spec.describe()
+        trained.append(
+            Trained(variant.name, description, variant.scores.accuracy, model, tests[dataset])
+        )
+    return trained
+
+
 def run(context: Context) -> None:
     params, report = context.params, context.outputs["report"]
     variants = []
@@ -67,6 +98,9 @@ def run(context: Context) -> None:
     write_text(
         report / "index.html",
         render_report(variants, ablation_pairs(params.models, params.datasets), chart),
+    )
+    write_text(
+        report / EXPLORER_PAGE, render_explorer(explorer_data(trained_variants(context, ordered)))
     )
     histories = {name: read_history(context.inputs["history"] / name) for name in params.models}
     write_curves(histories, report / "curves.csv")
