@@ -6,6 +6,7 @@ screenshot of the page in its tmp_path, to look at when it fails."""
 import http.server
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pipeline.runtime import tracking
 from pipeline.runtime.params import load_params
 from pipeline.runtime.record import EXPERIMENT_TAGS, describe_run
 from pipeline.stages import evaluate, train
+from pipeline.tools.sweep_summary import Result, draw_accuracy, summarize, write_html_page
 
 pytestmark = pytest.mark.slow
 
@@ -242,3 +244,29 @@ def test_the_link_make_ui_prints_shows_every_training_run_after_a_sweep(
     assert shown == set(params.models), f"missing {set(params.models) - shown} (see {screenshot})"
     assert len(shown) == 8
     assert load_more == 0, f"a 'Load more' button (see {screenshot})"
+
+
+def test_the_report_shows_the_noise_sweep_in_place_once_make_sweep_has_written_it(
+    reproduced_template, offline_page, tmp_path
+) -> None:
+    """The same report bytes: a sentence on how to get the sweep before, its page after."""
+    data = tmp_path / "data"
+    shutil.copytree(reproduced_template.root / "data" / "report", data / "report")
+    report = (data / "report" / "index.html").as_uri()
+    offline_page.goto(report)
+    sweep = offline_page.locator("#noise-sweep")
+    assert "No noise sweep in this checkout yet" in sweep.inner_text()
+
+    spreads = summarize(
+        [Result("e1", 0.1, 21, "gru", 1.0), Result("e2", 0.6, 21, "gru", 0.875)], ["gru"]
+    )
+    page = data / "sweeps" / "noise" / "index.html"
+    draw_accuracy(spreads, "datasets.fixed.noise", ["gru"], "A title", page.with_name("a.png"))
+    write_html_page(page, "Sweep noise", page.with_name("a.png"), spreads, "noise", ["gru"])
+    offline_page.goto(report)
+    offline_page.screenshot(path=tmp_path / "report.png", full_page=True)
+    frame = next(frame for frame in offline_page.frames if frame.url == page.as_uri())
+    frame.wait_for_load_state()
+    assert "0.875" in frame.inner_text("table")
+    assert frame.evaluate("document.images[0].naturalWidth") > 0
+    assert not offline_page.locator("#noise-sweep p", has_text="No noise sweep").is_visible()
