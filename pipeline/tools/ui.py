@@ -4,8 +4,8 @@
 
 It prints the link that lands on the pipeline's own runs (`dvc repro`'s, filtered in the search
 box, which one click clears): MLflow 3.17's UI otherwise opens experiments on its GenAI
-overview, and lists runs newest first, 100 at a time, so that after a sweep its hundreds of
-runs would hide the pipeline's behind "Load more". A taken port is refused before anything is
+overview, and lists runs newest first, 100 at a time, so that a hundred experiment runs
+would hide the pipeline's behind "Load more". A taken port is refused before anything is
 printed: MLflow would print nothing useful and exit 0, leaving the link pointing at someone
 else.
 """
