@@ -350,20 +350,23 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         input_planes=input_planes,
         input_corners=input_corners(recurrent, input_planes),
         journeys=square_journeys(model, direction_planes(runs[-1])),
-        gate_means=tuple(gate_means(direction, real) for direction in runs[-1].directions),
     )
 
 
-def gate_means(step: Step, real: np.ndarray) -> dict[str, tuple[float, ...]]:
-    """Each gate of an unrolled cell (fields (N, L, H)) at each step: its mean over the
-    sequences that have that step (`real`, (N, L)) and the hidden units; {} for an RNN."""
-    means = {}
-    for symbol, field in GATE_FIELDS.items():
-        if hasattr(step, field):
-            values = getattr(step, field).double().numpy()
-            means[symbol] = tuple(
-                round(float(values[real[:, t], t].mean()), 6) for t in range(values.shape[1])
-            )
+def gate_means(model: RecurrentClassifier, test: Squares) -> dict[str, dict[str, list[float]]]:
+    """Per direction of the last layer, each gate (by symbol: r, z or i, f, o) at each step,
+    averaged over the test squares that have that step and the hidden units; {} per
+    direction for an RNN."""
+    runs, real = unroll_test_squares(model, test)
+    means: dict[str, dict[str, list[float]]] = {}
+    for name, step in zip(direction_names(model.recurrent), runs[-1].directions, strict=True):
+        means[name] = {}
+        for symbol, field in GATE_FIELDS.items():
+            if hasattr(step, field):
+                values = getattr(step, field).double().numpy()
+                means[name][symbol] = [
+                    float(values[real[:, t], t].mean()) for t in range(values.shape[1])
+                ]
     return means
 
 

@@ -40,9 +40,7 @@ class HiddenSpace:
     input_planes: per direction, the first layer's plane, where the corners are transformed;
     input_corners: per direction, per block of INPUT_BLOCKS[kind], the corners
     CLOCKWISE_FROM_A (4, 2) mapped by that block of W_ih x + b_ih, in the direction's plane;
-    journeys: per direction, the last layer's journey through each of JOURNEY_SQUARES;
-    gate_means: per direction, each gate of the last layer (by symbol: r, z or i, f, o) at
-    each step, averaged over the test sequences that have that step and the hidden units.
+    journeys: per direction, the last layer's journey through each of JOURNEY_SQUARES.
     """
 
     kind: str
@@ -58,7 +56,6 @@ class HiddenSpace:
     input_planes: tuple[Plane, ...]
     input_corners: tuple[tuple[np.ndarray, ...], ...]
     journeys: tuple[DirectionJourneys, ...]
-    gate_means: tuple[dict[str, tuple[float, ...]], ...]
 
     @property
     def bidirectional(self) -> bool:

@@ -5,8 +5,7 @@ the hidden space, where the test sequences' states travel step by step over the 
 boundary, where the eight noise-free squares end up, and the journey of the hidden state
 through every operation of the cell, as a grid of panels and as an animation, per direction.
 A Conv1d variant gets its filters and the edge features they compute. Both get their loss
-curves. A gated variant's gates, averaged over the test sequences at each step, go beside
-its pictures as numbers (`gates.json`), for the report's sentences on what the gates do.
+curves.
 
 Numbers first, then drawing: everything a picture shows is computed from the weights up front
 (`pipeline.pictures.from_weights`), then each picture the registry lists for the variant
@@ -20,13 +19,12 @@ from pathlib import Path
 
 from torch import nn
 
-from pipeline.library.files import write_json
 from pipeline.library.history import History
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import Squares
 from pipeline.pictures.from_weights import conv_space, hidden_space
-from pipeline.pictures.registry import GATED, GATES_FILE, write_pictures
+from pipeline.pictures.registry import write_pictures
 from pipeline.pictures.shared import Subject
 
 
@@ -39,8 +37,7 @@ def plot_variant(
     directory: Path,
 ) -> list[Path]:
     """Write every picture of the trained variant `name` (architecture `spec`) into
-    `directory`: the files `registry.picture_names(spec)` lists, and GATES_FILE for a gated
-    cell; their paths, sorted."""
+    `directory`: the files `registry.picture_names(spec)` lists; their paths, sorted."""
     if spec.recurrent and isinstance(model, RecurrentClassifier):
         numbers = hidden_space(model, test)
     elif not spec.recurrent and isinstance(model, ConvClassifier):
@@ -49,9 +46,4 @@ def plot_variant(
         expected = "RecurrentClassifier" if spec.recurrent else "ConvClassifier"
         raise TypeError(f"arch {spec.arch} needs a {expected}, got {type(model).__name__}")
     subject = Subject(f"{name} ({spec.describe()})", history, numbers)
-    written = write_pictures(spec, subject, Path(directory))
-    if spec.arch in GATED:
-        gates = dict(zip(numbers.directions, numbers.gate_means, strict=True))
-        write_json(Path(directory) / GATES_FILE, gates)
-        written = sorted([*written, Path(directory) / GATES_FILE])
-    return written
+    return write_pictures(spec, subject, Path(directory))

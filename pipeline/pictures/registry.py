@@ -25,10 +25,6 @@ from pipeline.pictures.transformed_inputs import transformed_inputs
 #: What a drawing function hands over to be saved: a PNG's image, a GIF's frames.
 Pixels = TypeVar("Pixels")
 
-#: The cells with gates, and the file beside the pictures that holds their gates' means per
-#: direction and step (the report's sentences on what the gates do).
-GATED = ("gru", "lstm")
-GATES_FILE = "gates.json"
 #: Which variants get a picture: sets of the kinds that `kind_of` names.
 CONV = frozenset({"conv1d"})
 ONE_WAY, TWO_WAY = frozenset({"recurrent"}), frozenset({"bidirectional recurrent"})

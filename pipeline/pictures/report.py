@@ -92,8 +92,9 @@ class Scores:
 @dataclass(frozen=True)
 class Variant:
     """One trained variant as the report shows it: what it is, the data it learned from (its
-    dataset's params and the split), how it scored, where its pictures are, and for a gated
-    cell its gates' means per direction and step (the plot stage's gates.json)."""
+    dataset's params and the split), how it scored, where its pictures are, and for a
+    recurrent one its gates' means over the test squares, per direction and step (none for an
+    RNN: `pipeline.pictures.from_weights.gate_means`)."""
 
     name: str
     model: ModelParams
@@ -101,7 +102,7 @@ class Variant:
     split: SplitParams
     scores: Scores
     plots_dir: Path
-    gates: Mapping[str, Mapping[str, list[float]]] | None = None  # a gated cell's gates.json
+    gates: Mapping[str, Mapping[str, list[float]]] | None = None  # per direction, gate, step
 
     @property
     def pictures(self) -> list[Path]:
@@ -453,7 +454,7 @@ def render_report(variants: list[Variant], ablations: list[tuple[str, str]], cha
     best first."""
     by_name = {variant.name: variant for variant in variants}
     order = ranked(variants)
-    gated = [variant for variant in order if variant.gates]
+    gated = [variant for variant in order if variant.gates and any(variant.gates.values())]
     plain = [variant for variant in order if variant.model.spec.arch == "rnn"]
     contents = [("results", "Results")]
     contents += [("order", "Order carries the meaning")] if ablations else []

@@ -2,6 +2,7 @@
 the explorer: a page where a learner draws a square and watches every trained variant read it."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.library.errors import InputError
@@ -10,7 +11,7 @@ from pipeline.library.history import read_history, write_curves
 from pipeline.library.models import load_checkpoint
 from pipeline.library.squares import Squares, read_squares
 from pipeline.pictures.explorer import Trained, explorer_data, render_explorer
-from pipeline.pictures.registry import GATED, GATES_FILE
+from pipeline.pictures.from_weights import gate_means
 from pipeline.pictures.report import (
     EXPLORER_PAGE,
     Scores,
@@ -47,13 +48,12 @@ STAGE = Stage(
 )
 
 
-def read_numbers(path: Path, made_by: str = "evaluate") -> dict:
-    """A file written by a `made_by` stage: a JSON object of finite numbers (or of lists, or
-    of objects of those)."""
+def read_metrics(path: Path) -> dict:
+    """A file written by an evaluate stage: a JSON object of finite numbers (or of lists)."""
     try:
         metrics = json.loads(path.read_text(), parse_constant=_refuse)
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run its {made_by} stage first)") from None
+        raise InputError(f"{path}: file not found (run its evaluate stage first)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise InputError(f"{path}: not a JSON object of finite numbers") from None
     if not isinstance(metrics, dict):
@@ -87,21 +87,24 @@ def run(context: Context) -> None:
     for name, model in params.models.items():
         path = context.inputs["metrics"] / f"{name}.json"
         confusion = path.with_suffix(".confusion.json")
-        scores = Scores.from_files(read_numbers(path), read_numbers(confusion), source=str(path))
+        scores = Scores.from_files(read_metrics(path), read_metrics(confusion), source=str(path))
         dataset, plots_dir = params.dataset(model.dataset), context.inputs["plots"] / name
-        gated = model.spec.arch in GATED
-        gates = read_numbers(plots_dir / GATES_FILE, made_by="plot") if gated else None
-        variants.append(Variant(name, model, dataset, params.split, scores, plots_dir, gates))
-    ordered = ranked(variants)
+        variants.append(Variant(name, model, dataset, params.split, scores, plots_dir))
+    trained = trained_variants(context, ranked(variants))
+    # What the gates did on the test squares, in numbers, for the report's sentences.
+    ordered = [
+        replace(variant, gates=gate_means(model.model, model.test))
+        if variant.model.spec.recurrent
+        else variant
+        for variant, model in zip(ranked(variants), trained, strict=True)
+    ]
     chart = report / "accuracy.png"
     accuracy_bars([v.name for v in ordered], [v.scores.accuracy for v in ordered], chart)
     write_text(
         report / "index.html",
-        render_report(variants, ablation_pairs(params.models, params.datasets), chart),
+        render_report(ordered, ablation_pairs(params.models, params.datasets), chart),
     )
-    write_text(
-        report / EXPLORER_PAGE, render_explorer(explorer_data(trained_variants(context, ordered)))
-    )
+    write_text(report / EXPLORER_PAGE, render_explorer(explorer_data(trained)))
     histories = {name: read_history(context.inputs["history"] / name) for name in params.models}
     write_curves(histories, report / "curves.csv")
     context.record.metrics = {f"test_accuracy_{v.name}": v.scores.accuracy for v in ordered}
