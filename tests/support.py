@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -393,3 +394,10 @@ def state(pid: int) -> str:
     except OSError:
         return ""
     return stat[stat.rindex(")") + 2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -32,6 +32,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, PipelineRepo, copy_of_this_repository, stages_run
 from mlflow import MlflowClient
+from support import free_port
 
 from pipeline.library.errors import TrackingError
 from pipeline.runtime import tracking
@@ -514,12 +515,6 @@ def wait_for_runs(client: MlflowClient, experiment_id: str, filter_string: str) 
 def started_since(seconds: float) -> str:
     """A filter for the runs started since a time.time()."""
     return f"attributes.start_time >= {int(seconds * 1000)}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_pid(server_output: str) -> str:

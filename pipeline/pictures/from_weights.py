@@ -304,17 +304,31 @@ def square_journeys(
     return tuple(directions)
 
 
+def unroll_test_squares(
+    model: RecurrentClassifier, test: Squares
+) -> tuple[list[LayerRun], np.ndarray]:
+    """Every layer of `model` over the test squares (as the model reads them), and (N, L) True
+    at their real steps."""
+    sequences = torch.as_tensor(test.points, dtype=torch.float32)
+    real = step_mask(test.lengths, test.points.shape[1])
+    runs = unroll_layers(model.recurrent, sequences, torch.as_tensor(test.lengths), model.packed)
+    return runs, real
+
+
+def decision_plane(model: RecurrentClassifier, states: np.ndarray) -> Plane:
+    """The plane the hidden-state figures draw states (M, D) in: it holds the classifier's
+    direction, so the decision boundary is exact in it."""
+    return fit_plane(states, model.classifier.weight.detach().double().numpy()[0])
+
+
 def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     """Run the test squares and the noise-free ones through `model`'s layers with the cells.
 
     Planes are fitted on the test sequences' states at their real steps.
     """
     recurrent = model.recurrent
-    sequences = torch.as_tensor(test.points, dtype=torch.float32)
-    real = step_mask(test.lengths, test.points.shape[1])
-    runs = unroll_layers(recurrent, sequences, torch.as_tensor(test.lengths), model.packed)
+    runs, real = unroll_test_squares(model, test)
     states = runs[-1].outputs.numpy()
-    normal = model.classifier.weight.detach().double().numpy()[0]
     squares = torch.as_tensor(NOISE_FREE.reshape(-1, *CLOCKWISE_FROM_A.shape), dtype=torch.float32)
     lengths = torch.full((len(squares),), squares.shape[1])
     noise_free_runs = unroll_layers(recurrent, squares, lengths, model.packed)
@@ -322,7 +336,7 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     def direction_planes(run: LayerRun) -> list[Plane]:
         return [fit_plane(direction.hidden.numpy()[real]) for direction in run.directions]
 
-    plane = fit_plane(states[real], normal)
+    plane = decision_plane(model, states[real])
     input_planes = tuple(direction_planes(runs[0]))
     return HiddenSpace(
         kind=type(recurrent).__name__.lower(),
@@ -339,6 +353,23 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         input_corners=input_corners(recurrent, input_planes),
         journeys=square_journeys(model, direction_planes(runs[-1])),
     )
+
+
+def gate_means(model: RecurrentClassifier, test: Squares) -> dict[str, dict[str, list[float]]]:
+    """Per direction of the last layer, each gate (by symbol: r, z or i, f, o) at each step,
+    averaged over the test squares that have that step and the hidden units; {} per
+    direction for an RNN."""
+    runs, real = unroll_test_squares(model, test)
+    means: dict[str, dict[str, list[float]]] = {}
+    for name, step in zip(direction_names(model.recurrent), runs[-1].directions, strict=True):
+        means[name] = {}
+        for symbol, field in GATE_FIELDS.items():
+            if hasattr(step, field):
+                values = getattr(step, field).double().numpy()
+                means[name][symbol] = [
+                    float(values[real[:, t], t].mean()) for t in range(values.shape[1])
+                ]
+    return means
 
 
 def padding_space(

@@ -5,12 +5,17 @@ point, the padded one goes on reading zeros, and each variant's test accuracy.
 Drawn from a `PaddingSpace` (states in each direction's plane, computed before drawing).
 """
 
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from pipeline.library.squares import LABEL_NAMES
 from pipeline.pictures.canvas import panel_figure, render
 from pipeline.pictures.padding_space import DirectionTrace, PaddingSpace, VariantTrace
+from pipeline.pictures.page import figure_html
 from pipeline.pictures.shared import LABEL_COLOURS, Picture, Subject
 
 #: The colour of a step that read a padded zero.
@@ -137,3 +142,27 @@ def _legend(colour: str) -> list[Line2D]:
             label="the classifier reads",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """The report's padding section: the (packed, padded twin) pairs and the padding stage's
+    folder, which holds <padded twin>/padding.png."""
+
+    pairs: list[tuple[str, str]]
+    directory: Path
+
+    def section_html(self, accuracies: dict[str, float]) -> str:
+        """Each pair's test accuracies (`accuracies`, by variant) and its picture."""
+        parts = ['<section id="padding"><h2>Padding beside packing</h2>']
+        for packed, padded in self.pairs:
+            sentence = (
+                f"{padded} is {packed} with its batches padded but not packed: it reads the "
+                "zeros after a short square's last point and is read at the padded end. "
+                f"{accuracies[padded]:.2%} test accuracy against {accuracies[packed]:.2%}."
+            )
+            picture = self.directory / padded / "padding.png"
+            caption = "One short test square through both, step by step, with each one's accuracy."
+            parts.append(f"<p>{html.escape(sentence)}</p>")
+            parts.append(figure_html(picture, caption, f"padding-{padded}"))
+        return "".join([*parts, "</section>"])
