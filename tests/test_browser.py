@@ -178,8 +178,8 @@ def test_the_link_make_ui_prints_shows_every_training_run_after_a_hundred_experi
 ) -> None:
     """After a sweep's worth of `dvc exp run`s (a sweep itself logs to an experiment of its
     own: tests/test_sweep.py), the experiment holds more newer runs than MLflow's UI lists on
-    its first page (100): the link `make ui` prints still shows the pipeline's own 8 training
-    runs, with no "Load more" between the reader and them."""
+    its first page (100): the link `make ui` prints still shows every training run of the
+    pipeline's own, with no "Load more" between the reader and them."""
     params = load_params(REPO / "params.yaml")
     for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", *EXPERIMENT_VARIABLES):
         monkeypatch.delenv(variable, raising=False)
@@ -237,7 +237,6 @@ def test_the_link_make_ui_prints_shows_every_training_run_after_a_hundred_experi
         ui.wait()
 
     assert shown == set(params.models), f"missing {set(params.models) - shown} (see {screenshot})"
-    assert len(shown) == 8
     assert load_more == 0, f"a 'Load more' button (see {screenshot})"
 
 

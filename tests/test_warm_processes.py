@@ -421,7 +421,7 @@ def test_a_stage_asked_for_help_prints_its_usage(workdir):
     result = workdir.run("train", "-h")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
-        "usage: python -m pipeline train [-h] name splits model history\n"
+        "usage: python -m pipeline train [-h] name splits checkpoint history\n"
     )
     assert result.stderr == ""
 

@@ -276,8 +276,8 @@ def _run_stage(connection: socket.socket, request: dict, imported: Imported) -> 
     watcher = threading.Thread(
         target=_follow_client, args=(connection, request["client"], finished), daemon=True
     )
-    watcher.start()
     try:
+        watcher.start()  # inside: a signal may land while it starts
         return execute(module, argv[1:], params, identity.PACKAGE_DIR, gate, imported.source)
     except Interrupted as interrupt:  # before `execute` took over: nothing was started
         gate.stop_raising()

@@ -199,8 +199,10 @@ def probe_server(uri: str, parsed: ParseResult) -> None:
         urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT_S).close()
     except urllib.error.HTTPError:
         pass  # it answers; whether it is MLflow the first API call tells
-    except (OSError, TimeoutError) as error:
-        reason = getattr(error, "reason", None) or type(error).__name__
+    except OSError as error:  # TimeoutError is one: raised bare or as a URLError's reason
+        reason = getattr(error, "reason", None) or error
+        # Whether the wait ran out in the request or in the reply, say it the same way.
+        reason = "timed out" if isinstance(reason, TimeoutError) else str(reason) or "no reply"
         raise TrackingError(
             f"MLflow tracking server at {uri} did not answer in {CONNECT_TIMEOUT_S} s ({reason})"
         ) from None
