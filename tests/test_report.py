@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.library.errors import InputError
-from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
+from pipeline.library.settings import ModelParams, ModelSpec, SplitParams, SquaresParams
 from pipeline.pictures.canvas import description_of, save_gif, save_png
 from pipeline.pictures.registry import picture_names
 from pipeline.pictures.report import (
@@ -42,9 +42,9 @@ GRU = model_params("gru", "fixed")
 LSTM_PACKED = model_params("lstm", "variable", both_ways=True)
 CONV = model_params("conv1d", "fixed", hidden_dim=1)
 SQUARES = {"n": 1024, "noise": 0.1, "seed": 13, "variable_len": False, "shuffle_points": False}
-FIXED = DatasetParams(**SQUARES)
-SHUFFLED = DatasetParams(**SQUARES | {"shuffle_points": True})
-VARIABLE = DatasetParams(**SQUARES | {"seed": 17, "variable_len": True})
+FIXED = SquaresParams(**SQUARES)
+SHUFFLED = SquaresParams(**SQUARES | {"shuffle_points": True})
+VARIABLE = SquaresParams(**SQUARES | {"seed": 17, "variable_len": True})
 SPLIT = SplitParams(seed=42, val=0.2, test=0.2)
 DIRECTIONS = ("counter-clockwise", "clockwise")
 SCORES = Scores(
@@ -123,10 +123,10 @@ def variant(
     directory: Path,
     model: ModelParams = GRU,
     scores: Scores = SCORES,
-    dataset: DatasetParams = FIXED,
+    dataset: SquaresParams = FIXED,
 ) -> Variant:
     """A variant whose pictures are stand-ins."""
-    stand_in_pictures(model.spec, directory / name)
+    stand_in_pictures(model.spec(dataset.shape), directory / name)
     return Variant(name, model, dataset, SPLIT, scores, directory / name)
 
 
@@ -140,7 +140,7 @@ def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order
     datasets = {
         "fixed": FIXED,
         "fixed_shuffled": SHUFFLED,
-        "other": DatasetParams(**SQUARES | {"seed": 99}),
+        "other": SquaresParams(**SQUARES | {"seed": 99}),
     }
     models = {
         "gru": GRU,
@@ -228,7 +228,7 @@ def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
 
 
 def test_each_result_says_which_data_it_came_from(tmp_path):
-    noisy = DatasetParams(**SQUARES | {"n": 512, "noise": 0.3})
+    noisy = SquaresParams(**SQUARES | {"n": 512, "noise": 0.3})
     pages = {}
     for dataset in (FIXED, noisy):
         directory = tmp_path / str(dataset.noise)
@@ -277,7 +277,7 @@ def test_the_introduction_claims_only_what_the_journeys_show(drawn_report):
     for claim in JOURNEY_CLAIMS:
         assert claim in INTRO
     for variant_shown in variants:
-        if not variant_shown.model.spec.recurrent:
+        if not variant_shown.spec.recurrent:
             continue
         journeys = [path for path in variant_shown.pictures if path.stem.startswith("journey")]
         assert [path.suffix for path in journeys] == [".png", ".gif"]  # panels and animation

@@ -5,7 +5,9 @@ from-scratch cells of `pipeline.library.cells`, so every intermediate is availab
 and noise-free squares run through every layer, the planes they are drawn in, the
 classifier's decision over them, the corners under the input transform, and the journeys of
 the hidden state through each operation of the cell. A Conv1d variant's `ConvSpace` holds its
-filters and the edge features they compute. Computed before any drawing: the pictures only
+filters and the edge features they compute. A variant on digits gets its `DigitsSpace`:
+what its classifier reads for every test image, in their principal plane. Computed before
+any drawing: the pictures only
 read them.
 """
 
@@ -26,9 +28,12 @@ from pipeline.library.cells import (
     rnn_step,
 )
 from pipeline.library.cells import unroll as unroll_cell
+from pipeline.library.digits import unread
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
+from pipeline.library.training import LabelledSequences, predicted_labels
 from pipeline.pictures.conv_space import ConvSpace
+from pipeline.pictures.digits import SHOWN, DigitsSpace, principal_plane
 from pipeline.pictures.hidden_space import CLOCKWISE_FROM_A, INPUT_BLOCKS, HiddenSpace
 from pipeline.pictures.journeys import (
     GATE_FIELDS,
@@ -359,4 +364,34 @@ def conv_space(model: ConvClassifier, test: Squares) -> ConvSpace:
         features=features,
         segment_weights=weights.reshape(features.shape[1:]),  # flatten: filter, then segment
         labels=test.labels,
+    )
+
+
+@torch.no_grad()
+def digits_space(model: nn.Module, test: Squares) -> DigitsSpace:
+    """Every number the digits pictures draw, for `model` on the test digits `test`."""
+    model.eval()
+    data = LabelledSequences.from_squares(test)
+    states = model.final_states(data.features, data.lengths)
+    predicted = predicted_labels(model.classifier(states)).view(-1).long().numpy()
+    plane, explained = principal_plane(states.double().numpy())
+    classes = test.classes
+    shown = [int(np.flatnonzero(test.labels == label)[0]) for label in range(SHOWN)]
+    order, seed = test.about.get("order", "pixels"), int(test.about.get("seed", "0"))
+    # Step t at line t // 8, column t % 8: 8 steps to a line, as the image has 8 pixels.
+    read = test.points[shown].reshape(len(shown), 8, 8)
+    images = unread(test.points[shown], test.seq_ids[shown], order, seed)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (test.labels, predicted), 1)
+    return DigitsSpace(
+        order,
+        images,
+        read,
+        test.labels[shown],
+        plane,
+        explained,
+        test.labels,
+        predicted,
+        classes,
+        confusion,
     )

@@ -28,10 +28,10 @@ MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
 TARGET_ACCURACY = 0.97
 
 
-def pictures_of(spec: ModelSpec, plots_dir: Path) -> list[Path]:
-    """The pictures plot@<model> writes into `plots_dir` for a variant of `spec`, in the order
-    the report shows them."""
-    return [plots_dir / name for name in picture_names(spec)]
+def pictures_of(spec: ModelSpec, plots_dir: Path, data: str = "squares") -> list[Path]:
+    """The pictures plot@<model> writes into `plots_dir` for a variant of `spec` on data of
+    kind `data`, in the order the report shows them."""
+    return [plots_dir / name for name in picture_names(spec, data)]
 
 
 #: What an evaluate stage's metrics file holds.
@@ -101,14 +101,21 @@ class Variant:
     plots_dir: Path
 
     @property
+    def spec(self) -> ModelSpec:
+        """Its architecture, for the shape of its dataset."""
+        return self.model.spec(self.dataset.shape)
+
+    @property
     def pictures(self) -> list[Path]:
         """Every picture of the variant, in the order the page shows them."""
-        return pictures_of(self.model.spec, self.plots_dir)
+        return pictures_of(self.spec, self.plots_dir, self.dataset.kind)
 
     @property
     def separation(self) -> Path:
         """The picture of how its test sequences fall on either side of the decision."""
-        name = "hidden_states.png" if self.model.spec.recurrent else "conv_edges.png"
+        if self.dataset.kind == "digits":
+            return self.plots_dir / "digits_final_states.png"
+        name = "hidden_states.png" if self.spec.recurrent else "conv_edges.png"
         return self.plots_dir / name
 
 
@@ -123,12 +130,13 @@ def ablation_pairs(
     pairs = []
     for ablated, model in models.items():
         shuffled = datasets[model.dataset]
-        if not shuffled.shuffle_points:
+        if shuffled.kind != "squares" or not shuffled.shuffle_points:
             continue
         for base, candidate in models.items():
             ordered = datasets[candidate.dataset]
             if (
-                not ordered.shuffle_points
+                ordered.kind == "squares"
+                and not ordered.shuffle_points
                 and (ordered.n, ordered.noise, ordered.seed, ordered.variable_len)
                 == (shuffled.n, shuffled.noise, shuffled.seed, shuffled.variable_len)
                 and _without_dataset(candidate) == _without_dataset(model)
@@ -208,7 +216,7 @@ COLUMNS = (
     "variant",
     "architecture",
     "dataset",
-    "squares",
+    "sequences",
     "noise",
     "split % train / val / test",
     "epochs",
@@ -228,7 +236,18 @@ CAPTIONS = {
     "transformed_inputs": "The corners after the input transform, per gate block.",
     "conv_filters": "The learned filters.",
     "conv_edges": "The edge feature of every test sequence on each segment.",
+    "digits_as_read": "A few test digits as images, and as the sequence the variant reads.",
+    "digits_final_states": "What the classifier reads for every test image, in its first two "
+    "principal components, by digit.",
+    "digits_per_class": "Test accuracy per digit, and the confusion matrix.",
 }
+#: What the page adds when digits are among the variants' data.
+DIGITS_INTRO = (
+    "The digits variants read scikit-learn's 8x8 greyscale digits as sequences: by rows (8 "
+    "steps of 8 pixels), pixel by pixel (64 steps), in one fixed permutation of the pixels, "
+    "or in a new random order for each image. Every order keeps every pixel; only the order "
+    "changes, and with it what a recurrent model can learn."
+)
 STYLE = """
 body { font-family: sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 82rem; color: #222; }
 p, ul { max-width: 52rem; line-height: 1.45; }
@@ -258,10 +277,10 @@ def _row(variant: Variant) -> tuple[str, ...]:
     scores = variant.scores
     return (
         variant.name,
-        variant.model.spec.describe(),
+        variant.spec.describe(),
         variant.model.dataset,
         str(variant.dataset.n),
-        f"{variant.dataset.noise:g}",
+        f"{variant.dataset.noise:g}" if variant.dataset.kind == "squares" else "",
         _split_text(variant.split),
         str(variant.model.epochs),
         str(scores.parameters),
@@ -273,12 +292,16 @@ def _row(variant: Variant) -> tuple[str, ...]:
 def _data_text(variant: Variant) -> str:
     """Where a variant's results come from, in words."""
     dataset, split = variant.dataset, variant.split
-    lengths = "2 to 4 points each" if dataset.variable_len else "4 points each"
-    order = ", the points of each square shuffled" if dataset.shuffle_points else ""
+    if dataset.kind == "squares":
+        lengths = "2 to 4 points each" if dataset.variable_len else "4 points each"
+        order = ", the points of each square shuffled" if dataset.shuffle_points else ""
+        what, unit = f"{dataset.n} squares, noise {dataset.noise:g}, {lengths}{order}", "squares"
+    else:
+        what, unit = dataset.describe(), "images"
     return (
-        f"dataset {variant.model.dataset}: {dataset.n} squares, noise {dataset.noise:g}, "
-        f"{lengths}{order} (seed {dataset.seed}); split {_split_text(split)} % train / "
-        f"validation / test (seed {split.seed}): {sum(variant.scores.total)} test squares"
+        f"dataset {variant.model.dataset}: {what} (seed {dataset.seed}); split "
+        f"{_split_text(split)} % train / validation / test (seed {split.seed}): "
+        f"{sum(variant.scores.total)} test {unit}"
     )
 
 
@@ -358,13 +381,14 @@ def _variant_section(variant: Variant) -> str:
     scores, model = variant.scores, variant.model
     name = html.escape(variant.name)
     trained = (
-        f"{model.spec.describe()}, {scores.parameters} parameters, trained for {model.epochs} "
+        f"{variant.spec.describe()}, {scores.parameters} parameters, trained for {model.epochs} "
         f"epochs (batch {model.batch_size}, learning rate {model.lr:g}, seed {model.seed}) on "
         f"{_data_text(variant)}."
     )
     result = (
         f"Test accuracy {_percent(scores.accuracy)} ({sum(scores.correct)} of "
-        f"{sum(scores.total)} squares), test loss {scores.loss:.4f}."
+        f"{sum(scores.total)} {'squares' if variant.dataset.kind == 'squares' else 'images'}), "
+        f"test loss {scores.loss:.4f}."
     )
     return "".join(
         [
@@ -401,6 +425,11 @@ def render_report(variants: list[Variant], ablations: list[tuple[str, str]], cha
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{TITLE}</h1>",
         f"<p>{html.escape(INTRO)}</p>",
+        *(
+            [f"<p>{html.escape(DIGITS_INTRO)}</p>"]
+            if any(variant.dataset.kind == "digits" for variant in variants)
+            else []
+        ),
         _data_list(variants),
         _table(COLUMNS, [_row(variant) for variant in order], NUMERIC),
         _figure(chart, "Test accuracy per variant.", "accuracy"),

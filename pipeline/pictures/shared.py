@@ -37,12 +37,14 @@ class Subject(Generic[Numbers]):
     """What the pictures of one trained variant are drawn from.
 
     title: the variant's name and architecture, which every picture starts with; history: its
-    training curves; numbers: what its kind of variant draws, computed before any drawing.
+    training curves; numbers: what its kind of variant draws, computed before any drawing;
+    loss: the loss it trained on, in words.
     """
 
     title: str
     history: History
     numbers: Numbers
+    loss: str = "binary cross-entropy"
 
 
 def colorbar(figure: Figure, mappable: ScalarMappable, beside: Axes, label: str) -> None:
