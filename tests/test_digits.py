@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import copy_of_this_repository
 
 from pipeline.library.digits import (
     CLASS_NAMES,
@@ -202,3 +203,36 @@ def test_digits_pictures_are_drawn_and_byte_for_byte_the_same(tmp_path, order):
     assert "hidden_states.png" not in picture_names(spec, "digits")  # squares' pictures only
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_digits_variant_runs_through_the_real_stages_with_ten_classes(tmp_path):
+    # generate, split, train, evaluate, plot and report under dvc repro, in a copy of this
+    # repository cut to one digits variant: the multi-class path as a user runs it.
+    repo = copy_of_this_repository(tmp_path / "repo")
+    params = repo.use_small_params(models=("digits_conv1d_rows",))
+    assert list(params["datasets"]) == ["digits_rows"]
+    (repo.root / "dvc.lock").unlink()
+    ran = repo.repro()
+    assert "train@digits_conv1d_rows" in ran and "report" in ran
+    confusion = json.loads(
+        (repo.root / "data/metrics/digits_conv1d_rows.confusion.json").read_text()
+    )
+    assert confusion["classes"] == list(CLASS_NAMES)
+    assert np.array(confusion["confusion"]).shape == (10, 10)
+    test = read_squares(repo.root / "data/split/digits_rows/test.parquet")
+    assert (
+        np.array(confusion["confusion"]).sum(axis=1).tolist()
+        == np.bincount(test.labels, minlength=10).tolist()
+    )
+    config = json.loads((repo.root / "data/models/digits_conv1d_rows/config.json").read_text())
+    assert (config["n_features"], config["sequence_length"], config["n_classes"]) == (8, 8, 10)
+    predictions = (repo.root / "data/predictions/digits_conv1d_rows.csv").read_text().splitlines()
+    assert len(predictions) == len(test) + 1
+    assert {line.split(",")[1] for line in predictions[1:]} <= set(CLASS_NAMES)
+    plots = {path.name for path in (repo.root / "data/plots/digits_conv1d_rows").iterdir()}
+    assert plots == set(
+        picture_names(load_spec(repo.root / "data/models/digits_conv1d_rows"), "digits")
+    )
+    report = (repo.root / "data/report/index.html").read_text()
+    assert "1,797 digits, 8 steps of 8 pixels (rows)" in report
