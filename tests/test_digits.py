@@ -2,12 +2,15 @@
 another kind of data, the ten-class training and evaluation, and the digits' pictures."""
 
 import json
+import warnings
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import copy_of_this_repository
+from mlflow.exceptions import MlflowException
 
 from pipeline.library.digits import (
     CLASS_NAMES,
@@ -22,6 +25,7 @@ from pipeline.library.models import build_model, load_checkpoint, load_spec, sav
 from pipeline.library.settings import DIGITS_COUNT, READING_ORDERS, ModelSpec
 from pipeline.library.squares import (
     SCHEMA,
+    extent,
     generate_squares,
     read_squares,
     shape_of,
@@ -30,6 +34,7 @@ from pipeline.library.squares import (
 from pipeline.library.training import LabelledSequences, evaluate, predict_proba, train
 from pipeline.pictures.plots import plot_variant
 from pipeline.pictures.registry import picture_names
+from pipeline.runtime.tracking.served_model import load_model_dir, write_accepts
 
 #: A known image: pixel i of the flattened 8x8 holds i / 64, so every pixel says where it is.
 KNOWN = (np.arange(64, dtype=np.float64) / 64).reshape(1, 8, 8)
@@ -236,3 +241,21 @@ def test_a_digits_variant_runs_through_the_real_stages_with_ten_classes(tmp_path
     )
     report = (repo.root / "data/report/index.html").read_text()
     assert "1,797 digits, 8 steps of 8 pixels (rows)" in report
+
+
+def test_the_logged_model_reads_the_datas_features_and_answers_every_class(tmp_path, digits_split):
+    training, testing = digits_split
+    spec = ModelSpec("gru", 4, 1, False, False, **vars(shape_of(training)))
+    model = trained(spec, training, epochs=1).eval()
+    save_checkpoint(model, spec, tmp_path)
+    write_accepts(tmp_path, extent(training), "avx2")
+    with warnings.catch_warnings():  # kernels cannot be pinned again in this process
+        warnings.simplefilter("ignore", UserWarning)
+        served = load_model_dir(tmp_path)
+    rows = pd.DataFrame({"points": [testing.points[0].tolist(), testing.points[1].tolist()]})
+    probabilities = served.predict(rows)
+    expected = predict_proba(model, LabelledSequences.from_squares(testing.take(np.arange(2))))
+    assert probabilities.shape == (2, 10)
+    assert np.array_equal(probabilities, expected.numpy())
+    with pytest.raises(MlflowException, match="row 0: points must be a list of lists of 8"):
+        served.predict(pd.DataFrame({"points": [[[0.0, 1.0]] * 8]}))
