@@ -36,12 +36,12 @@ from pipeline.library.squares import (  # noqa: E402
     shape_of,
     shuffle_points,
 )
+from pipeline.pictures.accuracy_bars import accuracy_bars  # noqa: E402
 from pipeline.pictures.plots import plot_variant  # noqa: E402
 from pipeline.pictures.report import (  # noqa: E402
     Scores,
     Variant,
     ablation_pairs,
-    accuracy_bars,
     render_report,
 )
 

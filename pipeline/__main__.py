@@ -19,7 +19,7 @@ for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
 #: Every stage, by the name dvc.yaml calls it, and its module.
 STAGES = {
     name: f"pipeline.stages.{name}"
-    for name in ("generate", "split", "train", "evaluate", "plot", "report")
+    for name in ("generate", "split", "train", "evaluate", "plot", "padding", "report")
 }
 
 

@@ -22,6 +22,7 @@ import yaml
 from support import (
     EVALUATE,
     GENERATE,
+    PADDING,
     PLOT,
     REPO,
     SPLIT,
@@ -337,7 +338,7 @@ def nobody_workdir(package, public_directory, nobody_servers, empty_store) -> Wo
 def template(session_workdir) -> Workdir:
     """Every output of the small pipeline, made once by the real stages (do not change it)."""
     done = session_workdir("template")
-    for stage in (GENERATE, SPLIT, TRAIN, EVALUATE, PLOT):
+    for stage in (GENERATE, SPLIT, TRAIN, EVALUATE, PLOT, PADDING):
         done.succeed(*stage)
     return done
 
@@ -404,22 +405,26 @@ def network_namespace() -> tuple[str, ...]:
     return ()
 
 
-@pytest.fixture(scope="session")
-def browser_executable(tmp_path_factory) -> Path:
-    """The system's Chromium or Chrome, started in a network namespace where one is allowed.
-
-    Fails, not skips, where there is none: CI's machines have one (.ci/run installs it).
-    """
+def system_browser() -> Path:
+    """The system's Chromium or Chrome. Fails, not skips, where there is none: CI's machines
+    have one (.ci/run installs it)."""
     found = next(filter(None, map(shutil.which, BROWSERS)), None)
     if found is None:
         pytest.fail(
             f"no Chromium or Chrome on PATH (looked for {', '.join(BROWSERS)}):"
             " apt-get install -y chromium, as .ci/run does"
         )
+    return Path(found)
+
+
+@pytest.fixture(scope="session")
+def browser_executable(tmp_path_factory) -> Path:
+    """The system's Chromium or Chrome, started in a network namespace where one is allowed."""
+    found = system_browser()
     if not network_namespace():
-        return Path(found)
+        return found
     wrapper = tmp_path_factory.mktemp("browser") / "offline-chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join([*network_namespace(), found])} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join([*network_namespace(), str(found)])} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
 
@@ -433,6 +438,28 @@ def browser_errors() -> list[str]:
     return []
 
 
+@contextlib.contextmanager
+def browser_page(executable: Path, flags: tuple[str, ...], errors: list[str]) -> Iterator:
+    """A 1280 x 900 tab of a fresh headless Chromium (Playwright) started with `flags`; its
+    console errors and uncaught exceptions are appended to `errors`."""
+    from playwright.sync_api import sync_playwright
+
+    def console(message) -> None:
+        if message.type == "error":
+            errors.append(f"console error: {message.text} ({message.location['url']})")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.on("console", console)
+            page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def offline_page(browser_executable, browser_errors) -> Iterator:
     """A 1280 x 900 tab of a fresh headless Chromium (Playwright) with no network at all.
@@ -443,22 +470,15 @@ def offline_page(browser_executable, browser_errors) -> Iterator:
     and its flags send every request, loopback included, to a proxy on a closed port and
     resolve no host name (containers without CAP_SYS_ADMIN, for instance, refuse namespaces).
     """
-    from playwright.sync_api import sync_playwright
-
-    def console(message) -> None:
-        if message.type == "error":
-            browser_errors.append(f"console error: {message.text} ({message.location['url']})")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=browser_executable, headless=True, args=BROWSER_FLAGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)
-            page.on("console", console)
-            page.on("pageerror", lambda error: browser_errors.append(f"page error: {error}"))
-            yield page
-        finally:
-            browser.close()
+    with browser_page(browser_executable, BROWSER_FLAGS, browser_errors) as page:
+        yield page
     assert browser_errors == [], "the page logged errors:\n" + "\n".join(browser_errors)
+
+
+@pytest.fixture
+def loopback_page() -> Iterator:
+    """A tab as offline_page's, that reaches this machine's servers (127.0.0.1) and nothing
+    else: for the MLflow UI. Its page's own console errors are MLflow's, not asserted."""
+    flags = (*BROWSER_FLAGS[:-3], "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+    with browser_page(system_browser(), flags, []) as page:
+        yield page

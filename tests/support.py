@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +48,8 @@ PLOT = (
     "data/history/gru",
     "data/plots/gru",
 )
+#: Finds no packed variant with a padded twin in small params: writes an empty folder.
+PADDING = ("padding", "data/models", "data/split", "data/padding")
 #: report's arguments change with the report; dvc.yaml says what they are now.
 REPORT = tuple(
     yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["cmd"].split()[3:]
@@ -391,3 +394,10 @@ def state(pid: int) -> str:
     except OSError:
         return ""
     return stat[stat.rindex(")") + 2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -4,14 +4,30 @@ A test fails on any console error or uncaught exception of the page. Each test s
 screenshot of the page in its tmp_path, to look at when it fails."""
 
 import http.server
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 
 import pytest
+from support import REPO, free_port
+
+from pipeline.runtime import tracking
+from pipeline.runtime.params import load_params
+from pipeline.runtime.record import EXPERIMENT_TAGS, describe_run
+from pipeline.stages import evaluate, train
+from pipeline.tools.sweep_summary import Result, draw_accuracy, summarize, write_html_page
 
 pytestmark = pytest.mark.slow
+
+#: What DVC sets in an experiment's stages: the runs they log are the experiment's.
+EXPERIMENT_VARIABLES = tuple(EXPERIMENT_TAGS)
 
 #: Every <img> of the page: its alt text and the width it decoded to (0: not loaded).
 PICTURES = "[...document.images].map(image => ({alt: image.alt, width: image.naturalWidth}))"
@@ -155,3 +171,97 @@ def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, offline_page,
         assert sorted(map(int, shown)) == sorted(cells), (
             f"the matrix of {variant} shows {shown}, the file holds {dict(counts)} {seen}"
         )
+
+
+def test_the_link_make_ui_prints_shows_every_training_run_after_a_hundred_experiments(
+    tmp_path, monkeypatch, loopback_page
+) -> None:
+    """After a sweep's worth of `dvc exp run`s (a sweep itself logs to an experiment of its
+    own: tests/test_sweep.py), the experiment holds more newer runs than MLflow's UI lists on
+    its first page (100): the link `make ui` prints still shows the pipeline's own 8 training
+    runs, with no "Load more" between the reader and them."""
+    params = load_params(REPO / "params.yaml")
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", *EXPERIMENT_VARIABLES):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+
+    def stage_run(stage, name: str) -> None:
+        described = describe_run(stage, name, params, [])
+        tracking.StageRun.start(described, REPO / "pipeline").end("FINISHED")
+
+    for name in params.models:  # `dvc repro`: the committed results' training runs
+        stage_run(train.STAGE, name)
+    # 51 DVC experiments of a train and an evaluate run each, newer than the pipeline's.
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0" * 40)
+    for experiment in (f"noise-{point}" for point in range(51)):
+        monkeypatch.setenv("DVC_EXP_NAME", experiment)
+        stage_run(train.STAGE, "gru")
+        stage_run(evaluate.STAGE, "gru")
+    for variable in EXPERIMENT_VARIABLES:
+        monkeypatch.delenv(variable)
+
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.tools.ui", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # the UI and its worker: stopped together
+    )
+    screenshot = tmp_path / "ui.png"
+    try:
+        link = next(line for line in ui.stdout if "MLflow UI for" in line).split(" open ")[1]
+        link = link.split(" ")[0]
+        while True:  # until the server answers (an observable event, polled)
+            assert ui.poll() is None, "the UI exited"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        loopback_page.goto(link)
+        # The runs table has drawn once a run's name is a link in it.
+        loopback_page.get_by_role("link", name="train@gru", exact=True).wait_for()
+        loopback_page.screenshot(path=screenshot)
+        shown = {
+            name
+            for name in params.models
+            if loopback_page.get_by_role("link", name=f"train@{name}", exact=True).count() == 1
+        }
+        load_more = loopback_page.get_by_role("button", name="Load more").count()
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait()
+
+    assert shown == set(params.models), f"missing {set(params.models) - shown} (see {screenshot})"
+    assert len(shown) == 8
+    assert load_more == 0, f"a 'Load more' button (see {screenshot})"
+
+
+def test_the_report_shows_the_noise_sweep_in_place_once_make_sweep_has_written_it(
+    reproduced_template, offline_page, tmp_path
+) -> None:
+    """The same report bytes: a sentence on how to get the sweep before, its page after."""
+    data = tmp_path / "data"
+    shutil.copytree(reproduced_template.root / "data" / "report", data / "report")
+    report = (data / "report" / "index.html").as_uri()
+    offline_page.goto(report)
+    sweep = offline_page.locator("#noise-sweep")
+    assert "No noise sweep in this checkout yet" in sweep.inner_text()
+
+    spreads = summarize(
+        [Result("e1", 0.1, 21, "gru", 1.0), Result("e2", 0.6, 21, "gru", 0.875)], ["gru"]
+    )
+    page = data / "sweeps" / "noise" / "index.html"
+    draw_accuracy(spreads, "datasets.fixed.noise", ["gru"], "A title", page.with_name("a.png"))
+    write_html_page(page, "Sweep noise", page.with_name("a.png"), spreads, "noise", ["gru"])
+    offline_page.goto(report)
+    offline_page.screenshot(path=tmp_path / "report.png", full_page=True)
+    frame = next(frame for frame in offline_page.frames if frame.url == page.as_uri())
+    frame.wait_for_load_state()
+    assert "0.875" in frame.inner_text("table")
+    assert frame.evaluate("document.images[0].naturalWidth") > 0
+    assert not offline_page.locator("#noise-sweep p", has_text="No noise sweep").is_visible()

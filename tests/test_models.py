@@ -43,19 +43,25 @@ def test_packed_output_equals_each_sequence_alone(arch: str) -> None:
         torch.testing.assert_close(model(alone, length[None]), logit[None], **TOLERANCE)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
 @torch.no_grad()
-def test_unidirectional_padded_output_at_last_real_step_equals_packed_output(arch: str) -> None:
-    padded_model = build_model(
-        ModelSpec(arch, 3, 2, bidirectional=False, packed=False), seed=0
-    ).eval()
-    packed_model = build_model(
-        ModelSpec(arch, 3, 2, bidirectional=False, packed=True), seed=0
-    ).eval()
+def test_a_padded_model_reads_the_zeros_where_the_packed_one_stops(
+    arch: str, bidirectional: bool
+) -> None:
+    packed_model = build_model(ModelSpec(arch, 3, 2, bidirectional, packed=True), seed=0).eval()
+    padded_model = build_model(ModelSpec(arch, 3, 2, bidirectional, packed=False), seed=1).eval()
+    padded_model.load_state_dict(packed_model.state_dict())  # the same weights
 
     padded_logits = padded_model(SEQUENCES, LENGTHS)
+    packed_logits = packed_model(SEQUENCES, LENGTHS)
 
-    torch.testing.assert_close(padded_logits, packed_model(SEQUENCES, LENGTHS), **TOLERANCE)
+    full = SEQUENCES.shape[1] == LENGTHS
+    torch.testing.assert_close(padded_logits[full], packed_logits[full], **TOLERANCE)
+    assert ((padded_logits[~full] - packed_logits[~full]).abs() > 1e-4).all()
+    # Padded, a short sequence is read as if its zeros were points: packed over every step.
+    every_step = torch.full_like(LENGTHS, SEQUENCES.shape[1])
+    torch.testing.assert_close(padded_logits, packed_model(SEQUENCES, every_step), **TOLERANCE)
 
 
 @torch.no_grad()
@@ -66,22 +72,6 @@ def test_model_accepts_a_packed_sequence_like_the_books_collate() -> None:
     logits = model(pack_sequence(unpadded, enforce_sorted=False))
 
     torch.testing.assert_close(logits, model(SEQUENCES, LENGTHS), **TOLERANCE)
-
-
-@torch.no_grad()
-def test_bidirectional_model_without_packing_reads_the_padding() -> None:
-    # Why packed=True exists: unpacked, the reverse direction starts in the padding.
-    packed_model = build_model(
-        ModelSpec("gru", 3, 1, bidirectional=True, packed=True), seed=0
-    ).eval()
-    padded_model = build_model(
-        ModelSpec("gru", 3, 1, bidirectional=True, packed=False), seed=0
-    ).eval()
-
-    difference = (packed_model(SEQUENCES, LENGTHS) - padded_model(SEQUENCES, LENGTHS)).abs()
-
-    assert difference[0] < 1e-6  # the full-length sequence has no padding
-    assert (difference[1:] > 1e-4).all()
 
 
 def test_model_returns_one_logit_per_sequence() -> None:

@@ -319,8 +319,9 @@ def test_a_model_spec_is_built_by_position_or_by_name_and_refused_naming_the_fie
             "models.m.bidirectional must be false for arch conv1d",
         ),
         (
-            {"arch": "lstm", "dataset": "variable", "bidirectional": True},
-            "models.m.packed must be true for a bidirectional model on variable-length dataset 'variable'",
+            {"arch": "lstm", "dataset": "fixed", "packed": True},
+            r"models.m.packed must be false on fixed-length dataset 'fixed' "
+            r"\(every sequence has 4 steps: nothing to pack\)",
         ),
     ],
 )
@@ -329,6 +330,14 @@ def test_models_must_fit_their_dataset(tmp_path, model, message):
     path = write_params(tmp_path, set_key(SHIPPED, "models", {"m": {**base, **model}}))
     with pytest.raises(ParamsError, match=f"^{path}: {message}$"):
         load_params(path)
+
+
+def test_a_bidirectional_model_may_be_padded_without_packing_on_variable_lengths(tmp_path):
+    """lstm_padded: padding without packing is a variant to compare, not a mistake."""
+    padded = {**SHIPPED["models"]["lstm_packed"], "packed": False}
+    path = write_params(tmp_path, set_key(SHIPPED, "models", {"m": padded}))
+
+    assert load_params(path).models["m"].packed is False
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

@@ -13,14 +13,17 @@ from PIL import Image
 
 from pipeline.library.errors import InputError
 from pipeline.library.settings import ModelParams, ModelSpec, SplitParams, SquaresParams
+from pipeline.pictures.accuracy_bars import accuracy_bars
 from pipeline.pictures.canvas import description_of, save_gif, save_png
+from pipeline.pictures.padding import Padding
 from pipeline.pictures.registry import picture_names
 from pipeline.pictures.report import (
+    EXPLORER_PAGE,
     INTRO,
+    NOISE_SWEEP_PAGE,
     Scores,
     Variant,
     ablation_pairs,
-    accuracy_bars,
     ranked,
     render_report,
 )
@@ -88,6 +91,7 @@ class Page(HTMLParser):
         super().__init__()
         self.images: list[dict[str, str]] = []
         self.links: list[str] = []
+        self.ids: set[str] = set()
         self.tags: set[str] = set()
         self.section = ""
         self.feed(text)
@@ -95,7 +99,8 @@ class Page(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
         self.tags.add(tag)
-        self.links += [values[name] for name in ("src", "href") if name in values]
+        self.links += [values[name] for name in ("src", "href", "data") if name in values]
+        self.ids |= {values["id"]} if "id" in values else set()
         if tag == "section":
             self.section = values.get("id", "")
         if tag == "img":
@@ -134,6 +139,26 @@ def chart(directory: Path, variants: list[Variant]) -> Path:
     path = directory / "report" / "accuracy.png"
     accuracy_bars([v.name for v in variants], [v.scores.accuracy for v in variants], path)
     return path
+
+
+def test_a_packed_variant_is_shown_beside_its_padded_twin_with_the_padding_picture(tmp_path):
+    padded = LSTM_PACKED.model_copy(update={"packed": False})
+    worse = replace(SCORES, accuracy=0.9, confusion=((95, 10), (10, 89)))
+    variants = [
+        variant("lstm_packed", tmp_path, LSTM_PACKED, dataset=VARIABLE),
+        variant("lstm_padded", tmp_path, padded, worse, dataset=VARIABLE),
+    ]
+    picture = tmp_path / "padding" / "lstm_padded" / "padding.png"
+    picture.parent.mkdir(parents=True)
+    save_png(Image.new("RGB", (30, 20), "white"), picture, "one short square through both")
+    padding = Padding([("lstm_packed", "lstm_padded")], tmp_path / "padding")
+
+    page = render_report(variants, [], chart(tmp_path, variants), padding)
+
+    shown = [image for image in Page(page).images if image["alt"] == description_of(picture)]
+    assert len(shown) == 1 and shown[0]["width"] == "30"
+    assert "90.00% test accuracy against 100.00%" in page
+    assert "Padding beside packing" not in render_report(variants, [], chart(tmp_path, variants))
 
 
 def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order():
@@ -218,8 +243,14 @@ def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
     )
     page = Page(text)
 
-    assert page.links and all(link.startswith("data:image/") for link in page.links)
-    assert not page.tags & {"script", "iframe", "object", "embed", "link"}
+    pictures = [link for link in page.links if link.startswith("data:image/")]
+    anchors = [link for link in page.links if link.startswith("#")]
+    # Beside its own pictures and parts: the explorer beside it and the noise sweep's page,
+    # where make sweep writes it; each once.
+    others = [link for link in page.links if link not in pictures + anchors]
+    assert pictures and sorted(others) == sorted([EXPLORER_PAGE, NOISE_SWEEP_PAGE])
+    assert {anchor[1:] for anchor in anchors} <= page.ids
+    assert not page.tags & {"script", "iframe", "embed", "link"}
     assert "url(" not in text
     # No style shrinks a picture below its own size.
     assert re.search(r"img \{[^}]*max-width: none", text)
@@ -242,6 +273,52 @@ def test_each_result_says_which_data_it_came_from(tmp_path):
         assert text.count(data) == 2  # the list of datasets, and the variant's own section
         assert "split 60 / 20 / 20 % train / validation / test (seed 42): 204 test squares" in text
         assert re.search(rf'<td class="number">{n}</td><td class="number">{noise}</td>', text)
+
+
+def test_the_contents_and_the_tables_names_lead_to_each_variants_section(tmp_path):
+    variants = [variant("gru", tmp_path), variant("conv1d", tmp_path, model=CONV)]
+    page = Page(render_report(variants, [], chart(tmp_path, variants)))
+
+    assert page.links.count("#gru") == 2 and page.links.count("#conv1d") == 2  # contents, table
+    assert {"results", "noise-sweep", "gru", "conv1d"} <= page.ids
+    assert "#gates" not in page.links  # no gated variant has its gates' numbers here
+
+
+def test_the_gates_sentences_give_each_gates_means_and_what_they_keep(tmp_path):
+    gates = {"forward": {"r": [0.9, 0.8, 0.7, 0.6], "z": [0.5, 0.2, 0.4, 0.3]}}
+    gru = replace(variant("gru", tmp_path), gates=gates)
+    rnn = variant("rnn", tmp_path, model=model_params("rnn", "fixed"))
+    text = render_report([gru, rnn], [], chart(tmp_path, [gru, rnn]))
+    section = text[text.index('<section id="gates">') :].split("</section>")[0]
+
+    assert "update gate z" in section and "0.50, 0.20, 0.40 and 0.30 at steps 1 to 4" in section
+    assert "reset gate r" in section and "0.90, 0.80, 0.70 and 0.60 at steps 1 to 4" in section
+    # Steps 2 to 4 keep (0.2 + 0.4 + 0.3) / 3 = 30% of the state.
+    assert "keeps 30% of its hidden state per step and writes 70% anew" in section
+    assert "rnn 100.00%" in section  # the plain RNN's accuracy beside the gated one's
+    assert "#gates" in Page(text).links
+
+
+def test_an_lstms_gates_are_read_forward_first_and_its_forget_gate_only_keeps(tmp_path):
+    steps = {"i": [0.5, 0.5], "o": [0.9, 0.9]}
+    gates = {"backward": steps | {"f": [0.1, 0.2]}, "forward": steps | {"f": [0.3, 0.6]}}
+    lstm = replace(variant("lstm", tmp_path, model=LSTM_PACKED, dataset=VARIABLE), gates=gates)
+    text = render_report([lstm], [], chart(tmp_path, [lstm]))
+
+    forward, backward = text.index("(forward direction)"), text.index("(backward direction)")
+    assert forward < backward
+    assert "keeps 60% of its cell state per step." in text[forward:backward]
+    assert "keeps 20% of its cell state per step." in text[backward:]
+    assert "anew" not in text  # what the input gate writes is not what the forget gate drops
+
+
+def test_a_long_sequences_gates_are_summed_up_not_listed(tmp_path):
+    update = [0.5] + [0.25] * 62 + [0.75]  # 64 steps: mean 0.2578...
+    gru = replace(variant("gru", tmp_path), gates={"forward": {"z": update, "r": update}})
+    text = render_report([gru], [], chart(tmp_path, [gru]))
+
+    assert "0.50 at step 1, 0.26 over all 64 steps and 0.75 at the last" in text
+    assert "0.25, 0.25" not in text
 
 
 def test_the_confusion_table_counts_each_class(tmp_path):

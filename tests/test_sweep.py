@@ -5,6 +5,7 @@ a failing experiment, MLflow's SQLite store, and the GitHub workflow's job comma
 that share a bare git remote, a DVC remote directory and one MLflow store.
 """
 
+import base64
 import concurrent.futures
 import json
 import math
@@ -22,7 +23,13 @@ from mlflow import MlflowClient
 
 from pipeline.tools.sweep_plan import SweepError, apply_overrides, load_sweep
 from pipeline.tools.sweep_records import Experiment, classify, stale_targets
-from pipeline.tools.sweep_summary import Result, draw_accuracy, markdown_table, summarize
+from pipeline.tools.sweep_summary import (
+    Result,
+    draw_accuracy,
+    markdown_table,
+    summarize,
+    write_html_page,
+)
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 WORKFLOW = REPO / ".github" / "workflows" / "sweep.yml"
@@ -101,6 +108,22 @@ def test_markdown_table_has_a_row_per_value_and_a_dash_where_a_variant_is_missin
         "| 0.1 | 0.750 (0.500-1.000) | - |",
         "| 0.6 | - | 0.750 |",
     ]
+
+
+def test_the_html_page_embeds_the_picture_and_holds_the_same_table(tmp_path):
+    spreads = summarize(
+        results([(0.1, 1, "rnn", 1.0), (0.1, 2, "rnn", 0.5), (0.6, 1, "gru", 0.75)]),
+        ["rnn", "gru"],
+    )
+    picture, page = tmp_path / "accuracy.png", tmp_path / "index.html"
+    draw_accuracy(spreads, "datasets.fixed.noise", ["rnn", "gru"], "A title", picture)
+    write_html_page(page, "Sweep noise", picture, spreads, "datasets.fixed.noise", ["rnn", "gru"])
+    text = page.read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", text)
+    assert cells == ["0.1", "0.750 (0.500-1.000)", "-", "0.6", "-", "0.750"]
+    embedded = re.search(r'src="data:image/png;base64,([^"]+)"', text).group(1)
+    assert base64.b64decode(embedded) == picture.read_bytes()
+    assert "<script" not in text
 
 
 def test_the_picture_is_the_same_bytes_when_drawn_again(tmp_path):
@@ -468,7 +491,7 @@ def test_a_sweep_resumes_after_ctrl_c_sums_up_dvcs_records_and_reruns_nothing(sw
     assert parent.info.status == "FINISHED"
     assert {run.data.tags.get("mlflow.parentRunId") for run in runs} == {parent.info.run_id}
     assert sorted(a.path for a in client.list_artifacts(parent.info.run_id)) == [
-        "README.md", "accuracy.csv", "accuracy.png", "experiments.csv",
+        "README.md", "accuracy.csv", "accuracy.png", "experiments.csv", "index.html",
     ]  # fmt: skip
 
     # Again: nothing runs, no MLflow run is added, the summary keeps its bytes.

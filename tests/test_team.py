@@ -32,6 +32,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, PipelineRepo, copy_of_this_repository, stages_run
 from mlflow import MlflowClient
+from support import free_port
 
 from pipeline.library.errors import TrackingError
 from pipeline.runtime import tracking
@@ -136,7 +137,9 @@ def test_queued_experiments_as_a_fresh_servers_first_use_lose_no_run(team, monke
     assert queue.count("Success") == len(SEEDS), queue
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     runs = client.search_runs([experiment_id], run_view_type=3, max_results=1000)
-    stages = ["generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "report"]
+    stages = [
+        "generate@fixed", "split@fixed", "train@gru", "evaluate@gru", "plot@gru", "padding", "report"
+    ]  # fmt: skip
     assert Counter(run.data.tags["dvc.stage"] for run in runs) == Counter(stages * len(SEEDS))
     assert {run.info.status for run in runs} == {"FINISHED"}
 
@@ -512,12 +515,6 @@ def wait_for_runs(client: MlflowClient, experiment_id: str, filter_string: str) 
 def started_since(seconds: float) -> str:
     """A filter for the runs started since a time.time()."""
     return f"attributes.start_time >= {int(seconds * 1000)}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_pid(server_output: str) -> str:

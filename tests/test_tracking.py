@@ -392,7 +392,7 @@ def test_make_ui_serves_the_store_on_its_port_and_prints_the_link_to_its_runs(
         experiment = mlflow.MlflowClient(
             f"sqlite:///{tmp_path / 'mlflow.db'}"
         ).get_experiment_by_name("square-sequences")
-        assert f"127.0.0.1:{port}/#/experiments/{experiment.experiment_id}?" in link
+        assert f"127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?" in link
         assert "workflowType=machine_learning" in link
         while True:  # until the server answers (an observable event, polled)
             assert ui.poll() is None, "make ui exited"

@@ -11,6 +11,9 @@ from pipeline.library.squares import Squares, generate_squares
 from pipeline.library.training import (
     EpochStats,
     LabelledSequences,
+    collate_for,
+    collate_packed,
+    collate_padded,
     draw_loader_seed,
     evaluate,
     predict_proba,
@@ -86,6 +89,65 @@ def test_packing_an_indexed_padded_batch_equals_packing_the_list_of_sequences() 
     books = pack_sequence(unpadded, enforce_sorted=False)
     for our_field, book_field in zip(ours, books, strict=True):
         assert torch.equal(our_field, book_field)
+
+
+def test_the_padded_collate_pads_with_zeros_to_the_batchs_longest_and_keeps_the_lengths() -> None:
+    data = squares_data(40, seed=13, variable_len=True)
+    for wanted in ([2, 3], [2], [2, 3, 4]):  # the lengths a batch holds
+        batch = torch.cat([torch.nonzero(data.lengths == n)[:3, 0] for n in wanted])
+
+        (features, lengths), labels = collate_padded(data, batch)
+
+        assert torch.equal(lengths, data.lengths[batch])
+        assert torch.equal(labels, data.labels[batch])
+        assert features.shape == (len(batch), max(wanted), 2)
+        for row, index in enumerate(batch):
+            length = int(data.lengths[index])
+            assert torch.equal(features[row, :length], data.features[index, :length])
+            assert not features[row, :length].eq(0).all(dim=1).any()  # real points are not zero
+            assert features[row, length:].eq(0).all()  # zeros after the end
+
+
+def test_the_packed_collate_packs_like_the_chapters_pack_collate() -> None:
+    data = squares_data(40, seed=13, variable_len=True)
+    batch = torch.tensor([5, 17, 3, 30, 8, 22, 11])
+
+    (packed,), labels = collate_packed(data, batch)
+
+    books = pack_sequence(
+        [data.features[i, : data.lengths[i]] for i in batch], enforce_sorted=False
+    )
+    for our_field, book_field in zip(packed, books, strict=True):
+        assert torch.equal(our_field, book_field)
+    assert torch.equal(labels, data.labels[batch])
+
+
+def test_each_model_gets_the_collate_of_its_path() -> None:
+    def model(arch: str, bidirectional: bool, packed: bool) -> nn.Module:
+        return build_model(ModelSpec(arch, 2, 1, bidirectional, packed), seed=0)
+
+    assert collate_for(model("lstm", True, True)) is collate_packed
+    assert collate_for(model("lstm", True, False)) is collate_padded
+    assert collate_for(model("conv1d", False, False)) is collate_padded
+
+
+def test_a_padded_model_trains_on_batches_padded_to_their_own_longest() -> None:
+    """Sequences of 2 and 3 points, stored 4 wide: a padded model reads one zero after a
+    2-point square, not two, exactly as if they had been stored 3 wide."""
+    squares = generate_squares(64, noise=0.1, seed=13, variable_len=True)
+    short = squares.take(np.flatnonzero(squares.lengths < 4))
+    stored_wide = LabelledSequences.from_squares(short)
+    stored_narrow = LabelledSequences.from_squares(
+        Squares(short.seq_ids, short.points[:, :3], short.lengths, short.labels)
+    )
+    weights = []
+    for data in (stored_wide, stored_narrow):
+        model = build_model(ModelSpec("gru", 2, 1, bidirectional=True, packed=False), seed=21)
+        train(model, data, epochs=2, batch_size=8, learning_rate=0.01, shuffle_seed=42)
+        weights.append(model.state_dict())
+
+    for name, weight in weights[0].items():
+        assert torch.equal(weight, weights[1][name]), name
 
 
 def test_from_squares_converts_like_the_chapter() -> None:

@@ -27,19 +27,19 @@ RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class RecurrentClassifier(nn.Module):
-    """A recurrent layer read at each sequence's last real step, then a linear layer to the
-    outputs (one logit for two classes, one per class beyond).
+    """A recurrent layer read at its last step, then a linear layer to the outputs (one logit
+    for two classes, one per class beyond).
 
-    Padding: a unidirectional layer's output at step lengths-1 has only seen real points (a
-    recurrence never looks ahead), so on padded input reading it there is exact, and packing
-    only saves work. A bidirectional layer is different: its reverse direction starts at the
-    end of the padded array, so on padded variable-length input it would run through the
-    padding before reaching the real points. Packing starts each sequence's reverse pass at
-    its own last real point; use `packed=True` for bidirectional models on variable lengths.
+    Packed (`packed=True`), the last step is each sequence's own last real point: the layer
+    never sees the padding, and a reverse direction starts at that point. Padded only
+    (`packed=False`), the layer runs over every step of the padded array, zeros included, and
+    is read at the padded end: the forward state has gone on through the zeros after a short
+    sequence's real points, and the reverse direction starts in the zeros. That is what
+    padding without packing does; on sequences of one length the two read the same step.
 
-    When bidirectional, the output read at lengths-1 is both directions' outputs at that step,
+    When bidirectional, the output read is both directions' outputs at that step,
     concatenated: the forward direction has seen the whole sequence there, the reverse
-    direction only the last point. That is what the chapter's packed model does.
+    direction only the last step. That is what the chapter's packed model does.
     """
 
     def __init__(
@@ -71,22 +71,22 @@ class RecurrentClassifier(nn.Module):
     def forward(self, sequences: Tensor | PackedSequence, lengths: Tensor | None = None) -> Tensor:
         """Logits (N, O) for padded sequences (N, L, F) with lengths (N,), or a PackedSequence.
 
-        A packed model packs padded input itself; a PackedSequence carries its own lengths.
+        A packed model packs padded input itself; a PackedSequence carries its own lengths. A
+        padded model reads step L - 1 of every sequence, whatever its length.
         """
         return self.classifier(self.final_states(sequences, lengths))
 
     def final_states(
         self, sequences: Tensor | PackedSequence, lengths: Tensor | None = None
     ) -> Tensor:
-        """What the classifier reads (N, num_directions * H): the outputs at each sequence's
-        last real step."""
+        """What the classifier reads (N, num_directions * H): the outputs at the last step
+        (packed: each sequence's last real point; padded: the padded end)."""
         if not isinstance(sequences, PackedSequence):
-            if lengths is None:
+            if lengths is None:  # every model has the same call, whichever it reads them
                 raise ValueError("padded sequences need their lengths (N,); got lengths=None")
             if not self.packed:
                 outputs, _ = self.recurrent(sequences)  # (N, L, num_directions * H)
-                sequence_indices = torch.arange(len(lengths), device=lengths.device)
-                return outputs[sequence_indices, lengths - 1]
+                return outputs[:, -1]  # the padded end, for every sequence
             sequences = pack_padded_sequence(
                 sequences, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
@@ -116,6 +116,9 @@ class ConvClassifier(nn.Module):
     The kernel slides over K consecutive points (the chapter: pairs), so it sees direction
     locally; the linear layer weighs the L - K + 1 positions. Fixed-length sequences only.
     """
+
+    #: No recurrence, nothing to pack: its batches are collated padded (all of one length).
+    packed = False
 
     def __init__(
         self,

@@ -210,7 +210,8 @@ class ModelSpec(Settings):
 
     arch: "rnn", "gru", "lstm" or "conv1d"; hidden_dim: hidden size (conv1d: filters);
     num_layers: stacked recurrent layers; bidirectional: a second layer reads backwards;
-    packed: feed a PackedSequence (needed by bidirectional models on variable lengths);
+    packed: feed a PackedSequence, so each sequence ends at its last real point (false:
+    padded only, read at the padded end, zeros included);
     kernel_size: the steps conv1d's kernel spans; n_features, sequence_length, n_classes: the
     shape of its data (`Shape`). The last four default to the squares' and are saved only
     when they differ, so the squares' checkpoints keep their bytes.

@@ -7,7 +7,9 @@ come in the form its loss takes (`LabelledSequences.from_squares`).
 Each epoch is a training pass over the shuffled training set, then, when a validation set is
 given, a validation pass. Batches are the very batches torch's DataLoader(shuffle=True) would
 draw after torch.manual_seed(shuffle_seed), but they come from the loop's own generator and are
-cut out of tensors built once, so nothing is collated per batch and nothing global is touched.
+cut out of tensors built once, so nothing global is touched. The collate step, which makes one
+batch of sequences of different lengths into what the model reads, is `collate_padded` or
+`collate_packed`, as the model is padded or packed.
 
 Reproducibility: on CPU the same model, data and settings give the same bytes of weights.
 torch's CPU kernels may split work across threads differently on machines with other core
@@ -22,6 +24,7 @@ from typing import Self
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from pipeline.library.squares import Squares
 
@@ -61,6 +64,39 @@ class LabelledSequences:
         Lengths move too: models read outputs at lengths - 1 on the device.
         """
         return type(self)(self.features.to(device), self.lengths.to(device), self.labels.to(device))
+
+
+#: What a collate step hands over: the model's inputs, and the batch's labels (B, 1).
+Batch = tuple[tuple[Tensor] | tuple[Tensor, Tensor] | tuple[PackedSequence], Tensor]
+
+
+def collate_padded(data: LabelledSequences, batch: Tensor) -> Batch:
+    """The collate step of padding: the sequences at `batch` as one tensor (B, T, F), each
+    followed by zeros up to the batch's longest length T, with their lengths (B,) kept.
+
+    What torch's pad_sequence makes of the batch's sequences. A model that is not packed
+    reads every step of it, the zeros after a short sequence's end included.
+    """
+    features = data.features.index_select(0, batch)
+    lengths = data.lengths.index_select(0, batch)
+    longest = int(lengths.max())  # the data are padded to their longest: trim to the batch's
+    return (features[:, :longest], lengths), data.labels.index_select(0, batch)
+
+
+def collate_packed(data: LabelledSequences, batch: Tensor) -> Batch:
+    """The collate step of packing: the sequences at `batch` as one PackedSequence, which
+    holds each sequence's real steps only, so a recurrent layer stops at each one's end.
+
+    What the chapter's pack_collate (pack_sequence of the batch's sequences) makes.
+    """
+    (features, lengths), labels = collate_padded(data, batch)
+    packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    return (packed,), labels
+
+
+def collate_for(model: nn.Module) -> Callable[[LabelledSequences, Tensor], Batch]:
+    """The collate step of `model`: packing for a packed recurrent model, padding otherwise."""
+    return collate_packed if getattr(model, "packed", False) else collate_padded
 
 
 class TrainingDivergedError(ValueError):
@@ -146,9 +182,10 @@ def loss_function(outputs: int) -> nn.Module:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: LabelledSequences) -> Tensor:
-    """The model's logits (N, 1) for every sequence of `data`, in evaluation mode.
+    """The model's logits (N, O) for every sequence of `data`, in evaluation mode.
 
-    The whole set goes through in one batch.
+    The whole set goes through in one batch, as padded as its tensors are (to the set's longest
+    sequence): a padded model reads each sequence at that one padded end.
     """
     model.eval()
     return model(data.features, data.lengths)
@@ -221,6 +258,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     loss_fn: nn.Module | None = None  # chosen by the model's first outputs
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
+    collate = collate_for(model)
     history = []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -229,13 +267,10 @@ def train(
         # one copy per step instead of a loss and accuracy sum per step.
         pass_logits: Tensor | None = None
         for start in range(0, len(train_data), batch_size):
-            batch = order[start : start + batch_size]
-            features = train_data.features.index_select(0, batch)
-            lengths = train_data.lengths.index_select(0, batch)
-            labels = train_data.labels.index_select(0, batch)
+            inputs, labels = collate(train_data, order[start : start + batch_size])
 
             optimizer.zero_grad()
-            logits = model(features, lengths)
+            logits = model(*inputs)
             if loss_fn is None:
                 loss_fn = loss_function(logits.shape[1])
             if pass_logits is None:

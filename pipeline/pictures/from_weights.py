@@ -5,10 +5,9 @@ from-scratch cells of `pipeline.library.cells`, so every intermediate is availab
 and noise-free squares run through every layer, the planes they are drawn in, the
 classifier's decision over them, the corners under the input transform, and the journeys of
 the hidden state through each operation of the cell. A Conv1d variant's `ConvSpace` holds its
-filters and the edge features they compute. A variant on digits gets its `DigitsSpace`:
-what its classifier reads for every test image, in their principal plane. Computed before
-any drawing: the pictures only
-read them.
+filters and the edge features they compute. (A variant on digits gets its `DigitsSpace` from
+`pipeline.pictures.digits_numbers`.) Computed before any drawing: the pictures only read
+them.
 """
 
 from collections.abc import Sequence
@@ -28,12 +27,14 @@ from pipeline.library.cells import (
     rnn_step,
 )
 from pipeline.library.cells import unroll as unroll_cell
-from pipeline.library.digits import unread
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
-from pipeline.library.training import LabelledSequences, predicted_labels
+from pipeline.library.training import (
+    LabelledSequences,
+    evaluate,
+    predict_proba,
+)
 from pipeline.pictures.conv_space import ConvSpace
-from pipeline.pictures.digits import SHOWN, DigitsSpace, principal_plane
 from pipeline.pictures.hidden_space import CLOCKWISE_FROM_A, INPUT_BLOCKS, HiddenSpace
 from pipeline.pictures.journeys import (
     GATE_FIELDS,
@@ -44,6 +45,7 @@ from pipeline.pictures.journeys import (
     Reading,
     grid_lines,
 )
+from pipeline.pictures.padding_space import DirectionTrace, PaddingSpace, VariantTrace
 from pipeline.pictures.planes import Boundary, Plane, fit_plane
 
 #: Grid points per side on which the decision boundary's probabilities are sampled.
@@ -307,17 +309,31 @@ def square_journeys(
     return tuple(directions)
 
 
+def unroll_test_squares(
+    model: RecurrentClassifier, test: Squares
+) -> tuple[list[LayerRun], np.ndarray]:
+    """Every layer of `model` over the test squares (as the model reads them), and (N, L) True
+    at their real steps."""
+    sequences = torch.as_tensor(test.points, dtype=torch.float32)
+    real = step_mask(test.lengths, test.points.shape[1])
+    runs = unroll_layers(model.recurrent, sequences, torch.as_tensor(test.lengths), model.packed)
+    return runs, real
+
+
+def decision_plane(model: RecurrentClassifier, states: np.ndarray) -> Plane:
+    """The plane the hidden-state figures draw states (M, D) in: it holds the classifier's
+    direction, so the decision boundary is exact in it."""
+    return fit_plane(states, model.classifier.weight.detach().double().numpy()[0])
+
+
 def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     """Run the test squares and the noise-free ones through `model`'s layers with the cells.
 
     Planes are fitted on the test sequences' states at their real steps.
     """
     recurrent = model.recurrent
-    sequences = torch.as_tensor(test.points, dtype=torch.float32)
-    real = step_mask(test.lengths, test.points.shape[1])
-    runs = unroll_layers(recurrent, sequences, torch.as_tensor(test.lengths), model.packed)
+    runs, real = unroll_test_squares(model, test)
     states = runs[-1].outputs.numpy()
-    normal = model.classifier.weight.detach().double().numpy()[0]
     squares = torch.as_tensor(NOISE_FREE.reshape(-1, *CLOCKWISE_FROM_A.shape), dtype=torch.float32)
     lengths = torch.full((len(squares),), squares.shape[1])
     noise_free_runs = unroll_layers(recurrent, squares, lengths, model.packed)
@@ -325,7 +341,7 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
     def direction_planes(run: LayerRun) -> list[Plane]:
         return [fit_plane(direction.hidden.numpy()[real]) for direction in run.directions]
 
-    plane = fit_plane(states[real], normal)
+    plane = decision_plane(model, states[real])
     input_planes = tuple(direction_planes(runs[0]))
     return HiddenSpace(
         kind=type(recurrent).__name__.lower(),
@@ -342,6 +358,97 @@ def hidden_space(model: RecurrentClassifier, test: Squares) -> HiddenSpace:
         input_corners=input_corners(recurrent, input_planes),
         journeys=square_journeys(model, direction_planes(runs[-1])),
     )
+
+
+def gate_means(model: RecurrentClassifier, test: Squares) -> dict[str, dict[str, list[float]]]:
+    """Per direction of the last layer, each gate (by symbol: r, z or i, f, o) at each step,
+    averaged over the test squares that have that step and the hidden units; {} per
+    direction for an RNN."""
+    runs, real = unroll_test_squares(model, test)
+    means: dict[str, dict[str, list[float]]] = {}
+    for name, step in zip(direction_names(model.recurrent), runs[-1].directions, strict=True):
+        means[name] = {}
+        for symbol, field in GATE_FIELDS.items():
+            if hasattr(step, field):
+                values = getattr(step, field).double().numpy()
+                means[name][symbol] = [
+                    float(values[real[:, t], t].mean()) for t in range(values.shape[1])
+                ]
+    return means
+
+
+def padding_space(
+    packed: tuple[str, RecurrentClassifier], padded: tuple[str, RecurrentClassifier], test: Squares
+) -> PaddingSpace:
+    """The first of the shortest test squares read by a packed variant and by its padded twin
+    (each a name and its model), with their accuracies on the test split and its short squares.
+
+    ValueError unless the test split holds squares shorter than its longest.
+    """
+    padded_length = test.points.shape[1]
+    short = np.flatnonzero(test.lengths < padded_length)
+    if len(short) == 0:
+        raise ValueError("the test split has no square shorter than its longest: nothing is padded")
+    square = int(np.flatnonzero(test.lengths == test.lengths.min())[0])
+    length = int(test.lengths[square])
+    variants = tuple(
+        _variant_trace(name, model, test, square, short) for name, model in (packed, padded)
+    )
+    return PaddingSpace(
+        seq_id=int(test.seq_ids[square]),
+        label=int(test.labels[square]),
+        points=test.points[square, :length].copy(),
+        padded_length=padded_length,
+        test_count=len(test),
+        short_count=len(short),
+        variants=variants,
+    )
+
+
+def _variant_trace(
+    name: str, model: RecurrentClassifier, test: Squares, square: int, short: np.ndarray
+) -> VariantTrace:
+    """Variant `name` reading test square `square`, and its accuracy on all and `short` ones."""
+    recurrent = model.recurrent
+    sequences = torch.as_tensor(test.points, dtype=torch.float32)
+    length, padded_length = int(test.lengths[square]), sequences.shape[1]
+    real = step_mask(test.lengths, padded_length)
+    run = unroll_layers(recurrent, sequences, torch.as_tensor(test.lengths), model.packed)[-1]
+    # Packed, a layer reads the real points and is read at the last; padded, every step and
+    # the padded end.
+    steps_read = length if model.packed else padded_length
+    directions = []
+    for name_of, direction in zip(direction_names(recurrent), run.directions, strict=True):
+        hidden = direction.hidden.double().numpy()  # (N, L, H)
+        plane = fit_plane(hidden[real])
+        steps = np.arange(steps_read) if name_of == "forward" else np.arange(steps_read)[::-1]
+        start = np.zeros((1, hidden.shape[2]))
+        states = np.concatenate([start, hidden[square, steps]])
+        directions.append(
+            DirectionTrace(
+                name=name_of,
+                plane=plane,
+                states=plane.project(states),
+                steps=steps,
+                padding=steps >= length,
+                read=int(np.flatnonzero(steps == steps_read - 1)[0]) + 1,
+            )
+        )
+    data = LabelledSequences.from_squares(test)
+    return VariantTrace(
+        name=name,
+        packed=model.packed,
+        directions=tuple(directions),
+        probability=float(predict_proba(model, data)[square]),
+        accuracy=_accuracy(model, test),
+        short_accuracy=_accuracy(model, test.take(short)),
+    )
+
+
+def _accuracy(model: RecurrentClassifier, squares: Squares) -> float:
+    """The share of `squares` classified right, as the evaluate stage computes it."""
+    confusion = evaluate(model, LabelledSequences.from_squares(squares)).confusion
+    return float(confusion.trace() / confusion.sum())
 
 
 @torch.no_grad()
@@ -364,34 +471,4 @@ def conv_space(model: ConvClassifier, test: Squares) -> ConvSpace:
         features=features,
         segment_weights=weights.reshape(features.shape[1:]),  # flatten: filter, then segment
         labels=test.labels,
-    )
-
-
-@torch.no_grad()
-def digits_space(model: nn.Module, test: Squares) -> DigitsSpace:
-    """Every number the digits pictures draw, for `model` on the test digits `test`."""
-    model.eval()
-    data = LabelledSequences.from_squares(test)
-    states = model.final_states(data.features, data.lengths)
-    predicted = predicted_labels(model.classifier(states)).view(-1).long().numpy()
-    plane, explained = principal_plane(states.double().numpy())
-    classes = test.classes
-    shown = [int(np.flatnonzero(test.labels == label)[0]) for label in range(SHOWN)]
-    order, seed = test.about.get("order", "pixels"), int(test.about.get("seed", "0"))
-    # Step t at line t // 8, column t % 8: 8 steps to a line, as the image has 8 pixels.
-    read = test.points[shown].reshape(len(shown), 8, 8)
-    images = unread(test.points[shown], test.seq_ids[shown], order, seed)
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(confusion, (test.labels, predicted), 1)
-    return DigitsSpace(
-        order,
-        images,
-        read,
-        test.labels[shown],
-        plane,
-        explained,
-        test.labels,
-        predicted,
-        classes,
-        confusion,
     )

@@ -28,6 +28,8 @@ from pipeline.pictures.shared import (
 
 #: P(clockwise) from blue (counter-clockwise) to red (clockwise), matching LABEL_COLOURS.
 PROBABILITY_CMAP = "RdBu_r"
+#: The probability's shading over a plane: bands between these levels, at this alpha.
+PROBABILITY_LEVELS, PROBABILITY_ALPHA = np.linspace(0, 1, 11), 0.45
 NOISE_FREE_PANEL = 4.6  # inches
 
 
@@ -188,9 +190,9 @@ def _boundary_axes(axes: Axes, space: HiddenSpace) -> ScalarMappable:
         coordinates,
         coordinates,
         probabilities,
-        levels=np.linspace(0, 1, 11),
+        levels=PROBABILITY_LEVELS,
         cmap=PROBABILITY_CMAP,
-        alpha=0.45,
+        alpha=PROBABILITY_ALPHA,
     )
     if probabilities.min() < 0.5 < probabilities.max():
         axes.contour(

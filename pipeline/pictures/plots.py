@@ -24,8 +24,9 @@ from pipeline.library.history import History
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import Squares
-from pipeline.pictures.from_weights import conv_space, digits_space, hidden_space
-from pipeline.pictures.registry import write_pictures
+from pipeline.pictures.digits_numbers import digits_space
+from pipeline.pictures.from_weights import conv_space, hidden_space, padding_space
+from pipeline.pictures.registry import write_padding, write_pictures
 from pipeline.pictures.shared import Subject
 
 
@@ -52,3 +53,16 @@ def plot_variant(
     loss = "binary cross-entropy" if spec.shape.outputs == 1 else "cross-entropy"
     subject = Subject(f"{name} ({spec.describe()})", history, numbers, loss)
     return write_pictures(spec, subject, Path(directory), test.kind)
+
+
+def plot_padding(
+    packed: tuple[str, RecurrentClassifier],
+    padded: tuple[str, RecurrentClassifier],
+    test: Squares,
+    directory: Path,
+) -> Path:
+    """Write padding.png into `directory`: the first of the shortest `test` squares read by the
+    packed variant and by its padded twin (each a name and its model); its path."""
+    numbers = padding_space(packed, padded, test)
+    subject = Subject(f"Padding beside packing: {packed[0]} and {padded[0]}", None, numbers)
+    return write_padding(subject, Path(directory))

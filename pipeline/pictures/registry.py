@@ -20,6 +20,7 @@ from pipeline.pictures.curves import loss_curves
 from pipeline.pictures.digits import digits_as_read, digits_final_states, digits_per_class
 from pipeline.pictures.hidden_states import hidden_states, noise_free_states
 from pipeline.pictures.journey import journey_animation, journey_picture
+from pipeline.pictures.padding import padding_picture
 from pipeline.pictures.shared import Subject
 from pipeline.pictures.transformed_inputs import transformed_inputs
 
@@ -82,6 +83,11 @@ PICTURES: tuple[Entry[Any], ...] = (
 )
 
 
+#: The picture of a packed variant beside its padded twin: the padding stage draws it, since
+#: a plot stage sees one variant.
+PADDING = Entry("padding.png", RECURRENT, padding_picture, save_png)
+
+
 def pictures(spec: ModelSpec, data: str = "squares") -> tuple[Entry[Any], ...]:
     """The pictures a variant of `spec` on data of kind `data` gets, in the order a reader
     needs them."""
@@ -103,3 +109,9 @@ def write_pictures(
     says."""
     with style():
         return sorted(entry.write(subject, directory) for entry in pictures(spec, data))
+
+
+def write_padding(subject: Subject[Any], directory: Path) -> Path:
+    """Draw and save PADDING of `subject` into `directory`, under the canvas's style; its path."""
+    with style():
+        return PADDING.write(subject, directory)

@@ -6,26 +6,23 @@ times: every DVC-tracked output must be byte-identical across reruns. Each resul
 data it came from (squares, noise, split), so reports of a sweep differ where their data do.
 Every picture is embedded at its own pixel size, where its text is at least 10 px (see
 `pipeline.pictures.canvas`), with the description it carries as its alt text: no scripts, nothing
-fetched.
+fetched. Beside links within the page, it links to the explorer written beside it
+(`pipeline.pictures.explorer`) and shows the noise sweep's page in place when one exists.
 """
 
-import base64
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.pictures.canvas import description_of, panel_figure, render, save_png, style
+from pipeline.pictures.padding import Padding
+from pipeline.pictures.page import contents_html, figure_html, page_html, table_html
 from pipeline.pictures.registry import picture_names
 
-MIME_TYPES = {".png": "image/png", ".gif": "image/gif"}
-#: The accuracy the chapter's models reach; the bar chart marks it.
-TARGET_ACCURACY = 0.97
+#: The explorer page (pipeline/pictures/explorer.py), written beside the report and linked from it.
+EXPLORER_PAGE = "explore.html"
 
 
 def pictures_of(spec: ModelSpec, plots_dir: Path, data: str = "squares") -> list[Path]:
@@ -91,7 +88,9 @@ class Scores:
 @dataclass(frozen=True)
 class Variant:
     """One trained variant as the report shows it: what it is, the data it learned from (its
-    dataset's params and the split), how it scored, and where its pictures are."""
+    dataset's params and the split), how it scored, where its pictures are, and for a
+    recurrent one its gates' means over the test squares, per direction and step (none for an
+    RNN: `pipeline.pictures.from_weights.gate_means`)."""
 
     name: str
     model: ModelParams
@@ -99,6 +98,7 @@ class Variant:
     split: SplitParams
     scores: Scores
     plots_dir: Path
+    gates: Mapping[str, Mapping[str, list[float]]] | None = None  # per direction, gate, step
 
     @property
     def spec(self) -> ModelSpec:
@@ -149,44 +149,6 @@ def _without_dataset(model: ModelParams) -> tuple:
     return tuple(value for key, value in vars(model).items() if key != "dataset")
 
 
-def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None:
-    """Write a horizontal bar chart of test accuracy per variant, top to bottom as given, with
-    each value printed beside its bar and a line at the chapter's 0.97."""
-    with style():
-        # The left margin holds the longest name (about 0.07 inch a character at 8 points).
-        left = 0.3 + 0.07 * max(len(name) for name in names)
-        figure, panels = panel_figure(
-            "Test accuracy per variant", (1, 1), (5.5, 0.3 * len(names) + 0.2), left=left, heads=0
-        )
-        axes = panels[0, 0]
-        rows = np.arange(len(names))
-        axes.barh(rows, accuracies, color="#7a8b99")
-        for row, accuracy in zip(rows, accuracies, strict=True):
-            axes.text(
-                accuracy + 0.01,
-                row,
-                f"{accuracy:.3f}",
-                va="center",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},  # over the 0.97 line
-            )
-        axes.axvline(TARGET_ACCURACY, color="black", linestyle="--", linewidth=1)
-        axes.set_yticks(rows, names)
-        axes.set_ylim(len(names) - 0.5, -0.5)  # first name on top
-        axes.set_xlim(0, 1.1)  # room right of a perfect score for its value
-        axes.set_xticks(np.linspace(0, 1, 6))
-        axes.set_xlabel(
-            f"test accuracy (dashed: {TARGET_ACCURACY}, what the chapter's models reach)"
-        )
-        values = ", ".join(
-            f"{name} {accuracy:.3f}" for name, accuracy in zip(names, accuracies, strict=True)
-        )
-        description = (
-            f"Test accuracy per variant, best first, as horizontal bars: {values}; a dashed "
-            f"line at {TARGET_ACCURACY}, what the chapter's models reach."
-        )
-        save_png(render(figure), path, description)
-
-
 def ranked(variants: list[Variant]) -> list[Variant]:
     """Best test accuracy first; ties by lower loss, then by name."""
     return sorted(
@@ -211,6 +173,11 @@ INTRO = (
     "and the counter-clockwise square A, D, C, B, with the decision boundary where the "
     "classifier reads the state: a variant that tells the two apart ends them on opposite "
     "sides, and its P(clockwise) is printed there."
+)
+EXPLORER_LINK = "Draw a square, watch the hidden state"
+EXPLORER_TEXT = (
+    ": the page beside this one, where you place the points (or add noise to a noise-free "
+    "square) and watch every variant read them, step by step; it runs offline."
 )
 COLUMNS = (
     "variant",
@@ -248,18 +215,6 @@ DIGITS_INTRO = (
     "or in a new random order for each image. Every order keeps every pixel; only the order "
     "changes, and with it what a recurrent model can learn."
 )
-STYLE = """
-body { font-family: sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 82rem; color: #222; }
-p, ul { max-width: 52rem; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: left; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-section { margin-top: 3rem; border-top: 2px solid #ccc; }
-figure { margin: 1.5rem 0; overflow-x: auto; }
-figcaption { margin-bottom: 0.4rem; font-size: 0.95rem; }
-img { max-width: none; display: block; }
-.pictures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-"""
 
 
 def _percent(value: float) -> str:
@@ -318,36 +273,6 @@ def _caption(picture: Path) -> str:
     return " ".join([CAPTIONS[stem], *notes])
 
 
-def _figure(picture: Path, caption: str, anchor: str) -> str:
-    """A picture embedded at its own size (1:1), its description as alt text, and a caption;
-    `anchor` is its id in the page (never a path: the page's bytes must not depend on one)."""
-    with Image.open(picture) as image:
-        width, height = image.size
-    data = base64.b64encode(picture.read_bytes()).decode("ascii")
-    return (
-        f'<figure id="{html.escape(anchor)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption>"
-        f'<img alt="{html.escape(description_of(picture))}" width="{width}" height="{height}" '
-        f'src="data:{MIME_TYPES[picture.suffix]};base64,{data}"></figure>'
-    )
-
-
-def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[str]) -> str:
-    header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="number">{html.escape(cell)}</td>'
-            if column in numeric
-            else f"<td>{html.escape(cell)}</td>"
-            for column, cell in zip(columns, row, strict=True)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _confusion(scores: Scores) -> str:
     """The test results per class: each true class's predictions, and how many were right."""
     columns = ("true class", *(f"predicted {name}" for name in scores.classes), "correct")
@@ -356,7 +281,7 @@ def _confusion(scores: Scores) -> str:
         correct, total = predicted[label], sum(predicted)
         share = _percent(correct / total) if total else "no sequences"
         rows.append((name, *map(str, predicted), f"{correct} of {total} ({share})"))
-    return _table(columns, rows, set(columns[1:]))
+    return table_html(columns, rows, set(columns[1:]))
 
 
 def _ablation(base: Variant, ablated: Variant) -> str:
@@ -367,7 +292,7 @@ def _ablation(base: Variant, ablated: Variant) -> str:
         f"{_percent(ablated.scores.majority_share)}."
     )
     figures = "".join(
-        _figure(
+        figure_html(
             variant.separation,
             f"{variant.name}: {_caption(variant.separation)}",
             f"ablation-{variant.name}",
@@ -396,7 +321,7 @@ def _variant_section(variant: Variant) -> str:
             f"<p>{html.escape(trained)}</p><p>{html.escape(result)}</p>",
             _confusion(scores),
             *(
-                _figure(picture, _caption(picture), f"{variant.name}-{picture.name}")
+                figure_html(picture, _caption(picture), f"{variant.name}-{picture.name}")
                 for picture in variant.pictures
             ),
             "</section>",
@@ -413,31 +338,153 @@ def _data_list(variants: list[Variant]) -> str:
     return f"<p>The data each result comes from:</p><ul>{items}</ul>"
 
 
-def render_report(variants: list[Variant], ablations: list[tuple[str, str]], chart: Path) -> str:
-    """The report as one self-contained HTML page: the table, the accuracy chart (`chart`),
-    the order ablations, then every variant's data, scores and pictures, best first."""
+#: What each gate does, in the order the sentences name them.
+GATE_ROLES = {
+    "z": "the update gate z (the share of the previous hidden state kept: h' = (1 - z) n + z h)",
+    "r": "the reset gate r (how much of the previous state the candidate n sees)",
+    "f": "the forget gate f (the share of the cell state kept: c' = f c + i g)",
+    "i": "the input gate i (the share of the candidate g written into the cell state)",
+    "o": "the output gate o (how much of tanh(c') the hidden state shows: h' = o tanh(c'))",
+}
+#: The gates that keep a state, and what the rest of it is (GRU: the new candidate; an
+#: LSTM's input gate writes independently of what its forget gate keeps).
+KEEPING = {"z": ("hidden state", True), "f": ("cell state", False)}
+#: Directions in reading order.
+DIRECTION_ORDER = ("forward", "backward")
+
+
+#: Sequences up to this long get every step's value; longer ones first, mean and last.
+LISTED_STEPS = 8
+
+
+def _steps(values: list[float]) -> str:
+    """A gate's means per step in words: "0.27, 0.25 and 0.16 at steps 1 to 3"."""
+    if len(values) > LISTED_STEPS:
+        mean = sum(values) / len(values)
+        return (
+            f"{values[0]:.2f} at step 1, {mean:.2f} over all {len(values)} steps and "
+            f"{values[-1]:.2f} at the last"
+        )
+    numbers = [f"{value:.2f}" for value in values]
+    listed = ", ".join(numbers[:-1]) + f" and {numbers[-1]}" if len(numbers) > 1 else numbers[0]
+    return f"{listed} at steps 1 to {len(numbers)}" if len(numbers) > 1 else f"{listed} at step 1"
+
+
+def _gate_sentences(variant: Variant) -> str:
+    """What each gate of `variant` did on its test sequences, in this build's numbers."""
+    assert variant.gates is not None
+    items = []
+    for direction in sorted(variant.gates, key=DIRECTION_ORDER.index):
+        gates = variant.gates[direction]
+        where = f" ({direction} direction)" if len(variant.gates) > 1 else ""
+        parts = [
+            f"{GATE_ROLES[symbol]} averages {_steps(gates[symbol])}"
+            for symbol in GATE_ROLES
+            if symbol in gates
+        ]
+        for symbol, (state, rest_is_new) in KEEPING.items():
+            later = gates.get(symbol, [])[1:]
+            if later:
+                kept = sum(later) / len(later)
+                rest = f" and writes {1 - kept:.0%} anew" if rest_is_new else ""
+                parts.append(
+                    f"so from the second step on it keeps {kept:.0%} of its {state} per step" + rest
+                )
+        items.append(f"{variant.name}{where}: " + "; ".join(parts) + ".")
+    return "".join(f"<li>{html.escape(item)}</li>" for item in items)
+
+
+def _gates_section(gated: list[Variant], plain: list[Variant]) -> str:
+    intro = (
+        "A gate is a number from 0 to 1 per hidden unit, computed at each step from the point "
+        "read and the state so far; it scales what passes. Below, each gate's mean over the "
+        "test sequences (and the hidden units) at each step, from this build's weights. At "
+        "step 1 the previous state is zero: what a gate keeps of it there changes nothing."
+    )
+    scores = ", ".join(
+        f"{variant.name} {_percent(variant.scores.accuracy)}" for variant in ranked(gated + plain)
+    )
+    closing = (
+        "A plain RNN has no gate: each point enters its state at full weight, through one "
+        f"tanh. Test accuracy here: {scores}. At one noise level nearly every variant is "
+        "right; the noise sweep below asks where the gates make the difference."
+    )
+    items = "".join(_gate_sentences(variant) for variant in ranked(gated))
+    return (
+        f'<section id="gates"><h2>What the gates do</h2><p>{html.escape(intro)}</p>'
+        f"<ul>{items}</ul><p>{html.escape(closing)}</p></section>"
+    )
+
+
+#: Where `make sweep` (sweeps/noise.yaml) writes its summary page, from the report's folder.
+NOISE_SWEEP_PAGE = "../sweeps/noise/index.html"
+
+
+def _sweep_section() -> str:
+    """The noise sweep's summary page, shown in place when `make sweep` has written it; a
+    sentence saying how to get it otherwise. The report's bytes are the same either way: the
+    browser loads the page, the report only names it."""
+    missing = (
+        "No noise sweep in this checkout yet: make sweep runs every fixed-data variant at 8 "
+        "noise levels with 3 model seeds each (about 8 minutes on 2 cores), and this section "
+        "then shows its picture and table. Opened elsewhere (in MLflow, say), the sweep's page "
+        "is data/sweeps/noise/index.html beside the report's folder."
+    )
+    return (
+        '<section id="noise-sweep"><h2>Accuracy against noise</h2>'
+        "<p>The chapter trains at one noise level, where nearly every variant is right; the "
+        "sweep asks which architecture copes as the corners blur.</p>"
+        f'<object data="{NOISE_SWEEP_PAGE}" type="text/html" height="1100">'
+        f"<p>{html.escape(missing)}</p></object></section>"
+    )
+
+
+def render_report(
+    variants: list[Variant],
+    ablations: list[tuple[str, str]],
+    chart: Path,
+    padding: Padding | None = None,
+) -> str:
+    """The report as one self-contained HTML page: its contents, the table (each variant
+    linked to its section), the accuracy chart (`chart`), the order ablations, padding beside
+    packing, what the gates do, the noise sweep where one was run, then every variant's data,
+    scores and pictures, best first."""
     by_name = {variant.name: variant for variant in variants}
     order = ranked(variants)
+    gated = [variant for variant in order if variant.gates and any(variant.gates.values())]
+    plain = [variant for variant in order if variant.model.arch == "rnn"]
+    contents = [("results", "Results")]
+    contents += [("order", "Order carries the meaning")] if ablations else []
+    pairs = padding.pairs if padding is not None else []
+    contents += [("padding", "Padding beside packing")] if pairs else []
+    contents += [("gates", "What the gates do")] if gated else []
+    contents += [("noise-sweep", "Accuracy against noise")]
+    contents += [(variant.name, variant.name) for variant in order]
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{TITLE}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>{TITLE}</h1>",
         f"<p>{html.escape(INTRO)}</p>",
         *(
             [f"<p>{html.escape(DIGITS_INTRO)}</p>"]
             if any(variant.dataset.kind == "digits" for variant in variants)
             else []
         ),
+        f'<p><a href="{EXPLORER_PAGE}">{html.escape(EXPLORER_LINK)}</a>'
+        f"{html.escape(EXPLORER_TEXT)}</p>",
+        contents_html(contents),
+        '<section id="results"><h2>Results</h2>',
         _data_list(variants),
-        _table(COLUMNS, [_row(variant) for variant in order], NUMERIC),
-        _figure(chart, "Test accuracy per variant.", "accuracy"),
+        table_html(COLUMNS, [_row(variant) for variant in order], NUMERIC, linked="variant"),
+        figure_html(chart, "Test accuracy per variant.", "accuracy"),
+        "</section>",
     ]
     if ablations:
-        parts.append("<section><h2>Order carries the meaning</h2>")
+        parts.append('<section id="order"><h2>Order carries the meaning</h2>')
         parts += [_ablation(by_name[base], by_name[ablated]) for base, ablated in ablations]
         parts.append("</section>")
+    if padding is not None and pairs:
+        scores = {variant.name: variant.scores.accuracy for variant in variants}
+        parts.append(padding.section_html(scores))
+    if gated:
+        parts.append(_gates_section(gated, plain))
+    parts.append(_sweep_section())
     parts += [_variant_section(variant) for variant in order]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return page_html(TITLE, parts)

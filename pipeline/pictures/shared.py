@@ -37,12 +37,12 @@ class Subject(Generic[Numbers]):
     """What the pictures of one trained variant are drawn from.
 
     title: the variant's name and architecture, which every picture starts with; history: its
-    training curves; numbers: what its kind of variant draws, computed before any drawing;
-    loss: the loss it trained on, in words.
+    training curves (None in a picture of two variants); numbers: what its kind of variant
+    draws, computed before any drawing; loss: the loss it trained on, in words.
     """
 
     title: str
-    history: History
+    history: History | None
     numbers: Numbers
     loss: str = "binary cross-entropy"
 

@@ -99,7 +99,14 @@ def run_here(module_name: str, argv: list[str], params: Params) -> int:
         return 1
     gate = SignalGate()
     gate.install()
-    return execute(module, argv[1:], params, identity.PACKAGE_DIR, gate, before)
+    status = execute(module, argv[1:], params, identity.PACKAGE_DIR, gate, before)
+    # The stage has ended: from here a signal ends this process by its default action, never
+    # with the stage's 0; one the gate took after the stage's last look says so below.
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    if gate.received and status == 0:
+        return 128 + gate.received
+    return status
 
 
 # ---------------------------------------------------------------------------

@@ -164,19 +164,12 @@ def _check_across_sections(params: Params) -> None:
             )
         if model.packed and not variable_len:
             # Every sequence has every step: packing would cut nothing and only cost time.
+            # (Unpacked on variable lengths is allowed: padding is a variant to compare.)
             _refuse(
                 params,
                 f"{key}.packed",
                 f"must be false on fixed-length dataset {model.dataset!r} (every sequence has "
                 f"{steps} steps: nothing to pack)",
-            )
-        if model.bidirectional and variable_len and not model.packed:
-            # Read from padding, the backward direction would start on zeros.
-            _refuse(
-                params,
-                f"{key}.packed",
-                f"must be true for a bidirectional model on variable-length dataset "
-                f"{model.dataset!r}",
             )
 
 

@@ -120,7 +120,7 @@ def summary(sweep: Sweep, params: dict[str, Any]) -> int:
     spreads = sweep_summary.summarize(results, sweep.variants)
     paths = {
         name: sweep.directory / name
-        for name in ("accuracy.png", "accuracy.csv", "experiments.csv", "README.md")
+        for name in ("accuracy.png", "accuracy.csv", "experiments.csv", "README.md", "index.html")
     }
     seeds = f"{len(sweep.seeds)} model seed{'s' if len(sweep.seeds) > 1 else ''}"
     sweep_summary.draw_accuracy(
@@ -139,6 +139,14 @@ def summary(sweep: Sweep, params: dict[str, Any]) -> int:
         f"Sweep `{sweep.name}`: test accuracy against `{sweep.param}`",
         _page_intro(sweep, baseline, revs, seeds),
         _page_sections(sweep, table, revs, why_missing),
+    )
+    sweep_summary.write_html_page(
+        paths["index.html"],
+        f"Sweep {sweep.name}: test accuracy against {sweep.param}",
+        paths["accuracy.png"],
+        spreads,
+        sweep.param,
+        sweep.variants,
     )
     print(f"summary: {', '.join(str(path) for path in paths.values())}", flush=True)
     for name, why in why_missing.items():

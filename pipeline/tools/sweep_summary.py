@@ -8,6 +8,7 @@ with its spread rather than as one lucky run. The picture draws test accuracy ag
 swept value, one line per variant (the mean) over a band (lowest to highest).
 """
 
+import html
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from pipeline.library.files import write_csv, write_text
 from pipeline.pictures.canvas import panel_figure, render, save_png, style
+from pipeline.pictures.page import figure_html, page_html, table_html
 
 #: One marker per line, so the picture also reads in grey.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -110,18 +112,47 @@ def cell(point: AccuracySpread | None) -> str:
     return f"{point.mean:.3f} ({point.low:.3f}-{point.high:.3f})"
 
 
-def markdown_table(points: Sequence[AccuracySpread], param: str, variants: Sequence[str]) -> str:
-    """Values as rows, variants as columns, each cell `cell(point)`."""
+def table_rows(points: Sequence[AccuracySpread], variants: Sequence[str]) -> list[tuple[str, ...]]:
+    """Per value (ascending), the value and each variant's `cell`."""
     by_key = {(p.value, p.variant): p for p in points}
     values = sorted({p.value for p in points})
+    return [
+        (repr(value), *(cell(by_key.get((value, variant))) for variant in variants))
+        for value in values
+    ]
+
+
+def markdown_table(points: Sequence[AccuracySpread], param: str, variants: Sequence[str]) -> str:
+    """Values as rows, variants as columns, each cell `cell(point)`."""
     lines = [
         f"| {param} | " + " | ".join(variants) + " |",
         "|---:|" + "---:|" * len(variants),
     ]
-    for value in values:
-        cells = [cell(by_key.get((value, variant))) for variant in variants]
-        lines.append(f"| {value!r} | " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(points, variants)]
     return "\n".join(lines) + "\n"
+
+
+def write_html_page(
+    path: Path,
+    title: str,
+    picture: Path,
+    points: Sequence[AccuracySpread],
+    param: str,
+    variants: Sequence[str],
+) -> None:
+    """The summary as one self-contained HTML page (the report shows it in place): the
+    picture, embedded, and the table of `cell`s."""
+    columns = (param, *variants)
+    note = (
+        "Each cell: the mean test accuracy over the model seeds (lowest-highest); "
+        "README.md beside this page says which experiments and settings."
+    )
+    body = [
+        figure_html(picture, f"Test accuracy against {param}.", "accuracy"),
+        f"<p>{html.escape(note)}</p>",
+        table_html(columns, table_rows(points, variants), set(columns)),
+    ]
+    write_text(path, page_html(title, body))
 
 
 def draw_accuracy(

@@ -2,14 +2,18 @@
 
     python -m pipeline.tools.ui [port]
 
-It prints the link that lands on the experiment's runs: MLflow 3.17's UI otherwise opens
-experiments on its GenAI overview. A taken port is refused before anything is printed:
-MLflow would print nothing useful and exit 0, leaving the link pointing at someone else.
+It prints the link that lands on the pipeline's own runs (`dvc repro`'s, filtered in the search
+box, which one click clears): MLflow 3.17's UI otherwise opens experiments on its GenAI
+overview, and lists runs newest first, 100 at a time, so that a hundred experiment runs
+would hide the pipeline's behind "Load more". A taken port is refused before anything is
+printed: MLflow would print nothing useful and exit 0, leaving the link pointing at someone
+else.
 """
 
 import os
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from pipeline.library.errors import TrackingError
 from pipeline.runtime import store, tracking
@@ -17,6 +21,8 @@ from pipeline.tools.processes import SERVER_DEFAULTS, bind_error
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
+#: The runs the link shows: the pipeline's own, not those of `dvc exp run` or of a sweep.
+PIPELINE_RUNS = "tags.`pipeline.kind` = 'pipeline'"
 
 
 def main(argv: list[str]) -> int:
@@ -50,7 +56,10 @@ def main(argv: list[str]) -> int:
         command += ["--default-artifact-root", str(root)]
     for variable, value in SERVER_DEFAULTS.items():
         os.environ.setdefault(variable, value)
-    page = f"http://{HOST}:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    page = (
+        f"http://{HOST}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&searchFilter={quote(PIPELINE_RUNS, safe='')}"
+    )
     print(f"MLflow UI for {uri}: open {page} (Ctrl-C stops it)", flush=True)
     os.execvp(command[0], command)  # replaces this process: never returns
     return 1
