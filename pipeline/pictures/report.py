@@ -406,8 +406,8 @@ def _gates_section(gated: list[Variant], plain: list[Variant]) -> str:
     )
     closing = (
         "A plain RNN has no gate: each point enters its state at full weight, through one "
-        f"tanh. Test accuracy here: {scores}. At one noise level nearly every variant is "
-        "right; the noise sweep below asks where the gates make the difference."
+        f"tanh. Test accuracy here: {scores}. On the squares, at one noise level, nearly every "
+        "variant is right; the noise sweep below asks where the gates make the difference."
     )
     items = "".join(_gate_sentences(variant) for variant in ranked(gated))
     return (
