@@ -26,16 +26,22 @@ from pipeline.runtime.params import Params, load_params
 PARAMS = load_params()
 numerics.pin(PARAMS.cpu_capability)  # before torch is imported, as in every stage
 
+from pipeline.library.digits import generate_digits  # noqa: E402
 from pipeline.library.history import History  # noqa: E402
 from pipeline.library.models import build_model  # noqa: E402
 from pipeline.library.split import stratified_split  # noqa: E402
-from pipeline.library.squares import LABEL_NAMES, Squares, generate_squares, shuffle_points  # noqa: E402
+from pipeline.library.squares import (  # noqa: E402
+    Squares,
+    generate_squares,
+    shape_of,
+    shuffle_points,
+)
+from pipeline.pictures.accuracy_bars import accuracy_bars  # noqa: E402
 from pipeline.pictures.plots import plot_variant  # noqa: E402
 from pipeline.pictures.report import (  # noqa: E402
     Scores,
     Variant,
     ablation_pairs,
-    accuracy_bars,
     render_report,
 )
 
@@ -46,9 +52,12 @@ PLOT_BUDGET_S, REPORT_BUDGET_S = 10.0, 5.0
 def test_split(params: Params, dataset_name: str) -> Squares:
     """The default test split of a dataset, as the pipeline makes it."""
     dataset, split = params.datasets[dataset_name], params.split
-    squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
-    if dataset.shuffle_points:
-        squares = shuffle_points(squares, dataset.seed)
+    if dataset.kind == "digits":
+        squares = generate_digits(dataset.order, dataset.seed)
+    else:
+        squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
+        if dataset.shuffle_points:
+            squares = shuffle_points(squares, dataset.seed)
     return squares.take(stratified_split(squares.labels, split.val, split.test, split.seed).test)
 
 
@@ -65,14 +74,15 @@ def main() -> None:
         directories = {}
         for name, model_params in params.models.items():
             test = test_split(params, model_params.dataset)
-            spec = model_params.spec
+            spec = model_params.spec(shape_of(test))
             model = build_model(spec, model_params.seed).eval()
             directories[name] = directory = Path(scratch) / name
             plot_arguments = (name, spec, model, test, history, directory)
             sides[name] = Side(lambda plot_arguments=plot_arguments: plot_variant(*plot_arguments))
-            totals = [int((test.labels == label).sum()) for label in (0, 1)]
-            confusion = ((totals[0], 0), (0, totals[1]))
-            scores = Scores(1.0, 0.0, spec.parameter_count(), LABEL_NAMES, confusion)
+            classes = range(len(test.classes))
+            totals = [int((test.labels == label).sum()) for label in classes]
+            confusion = tuple(tuple(totals[t] * (t == p) for p in classes) for t in classes)
+            scores = Scores(1.0, 0.0, spec.parameter_count(), test.classes, confusion)
             dataset = params.datasets[model_params.dataset]
             variants.append(Variant(name, model_params, dataset, params.split, scores, directory))
 

@@ -9,7 +9,7 @@ from params_editing import drop_key, set_key
 from pydantic import ValidationError
 
 from pipeline.library.errors import ParamsError
-from pipeline.library.settings import ModelSpec, SpecError
+from pipeline.library.settings import SQUARES_SHAPE, ModelSpec, SpecError
 from pipeline.runtime.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +47,39 @@ NAME_RULE = "a name of 1 to 64 letters, digits, '_' or '-', not starting with '-
 
 BAD_PARAMS = [
     (drop_key(SHIPPED, "split"), "split is missing"),
+    # Digits: a kind or a reading order that does not exist, a model that cannot fit them.
+    (
+        set_key(SHIPPED, "datasets.digits_rows.kind", "letters"),
+        "datasets.digits_rows.kind must be one of squares, digits, got 'letters'",
+    ),
+    (
+        set_key(SHIPPED, "datasets.digits_rows.order", "columns"),
+        "datasets.digits_rows.order must be one of rows, pixels, pixels_permuted, "
+        "pixels_shuffled, got 'columns'",
+    ),
+    (
+        set_key(SHIPPED, "datasets.digits_rows.noise", 0.1),
+        "datasets.digits_rows.noise is not a known key (allowed: kind, order, seed)",
+    ),
+    (
+        set_key(SHIPPED, "datasets.fixed.order", "rows"),
+        "datasets.fixed.order is not a known key (allowed: kind, n, noise, seed, variable_len, "
+        "shuffle_points)",
+    ),
+    (
+        set_key(SHIPPED, "models.digits_conv1d_rows.kernel_size", 9),
+        "models.digits_conv1d_rows.kernel_size must be at most the 8 steps of dataset "
+        "'digits_rows', got 9",
+    ),
+    (
+        set_key(SHIPPED, "models.digits_gru_rows.kernel_size", 3),
+        "models.digits_gru_rows.kernel_size is for arch conv1d only",
+    ),
+    (
+        set_key(SHIPPED, "models.digits_gru_pixels.packed", True),
+        "models.digits_gru_pixels.packed must be false on fixed-length dataset 'digits_pixels' "
+        "(every sequence has 64 steps: nothing to pack)",
+    ),
     (drop_key(SHIPPED, "datasets.fixed.seed"), "datasets.fixed.seed is missing"),
     (
         set_key(SHIPPED, "datasets.fixed.n", "many"),
@@ -110,7 +143,7 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, f"models.{MODEL}.dataset", "nowhere"),
-        f"models.{MODEL}.dataset must name a key of datasets (fixed, variable, fixed_shuffled), got 'nowhere'",
+        f"models.{MODEL}.dataset must name a key of datasets ({', '.join(SHIPPED['datasets'])}), got 'nowhere'",
     ),
     (
         set_key(SHIPPED, f"models.{MODEL}.hidden_dim", 0),
@@ -134,11 +167,11 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, f"models.{MODEL}.learning_rate", 0.1),
-        f"models.{MODEL}.learning_rate is not a known key (allowed: arch, dataset, hidden_dim, num_layers, bidirectional, packed, epochs, batch_size, lr, seed, shuffle_seed)",
+        f"models.{MODEL}.learning_rate is not a known key (allowed: arch, dataset, hidden_dim, num_layers, bidirectional, packed, kernel_size, epochs, batch_size, lr, seed, shuffle_seed)",
     ),
     (
         set_key(SHIPPED, "datasets.fixed.nosie", 0.1),
-        "datasets.fixed.nosie is not a known key (allowed: n, noise, seed, variable_len, shuffle_points)",
+        "datasets.fixed.nosie is not a known key (allowed: kind, n, noise, seed, variable_len, shuffle_points)",
     ),
     (
         set_key(SHIPPED, "epochs", 10),
@@ -157,7 +190,7 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, "datasets.fixed", 3),
-        "datasets.fixed must be a mapping of n, noise, seed, variable_len, shuffle_points",
+        "datasets.fixed must be a mapping of kind, n, noise, seed, variable_len, shuffle_points",
     ),
     (
         set_key(SHIPPED, "models.my model", SHIPPED["models"][MODEL]),
@@ -191,7 +224,7 @@ BAD_PARAMS = [
     ),
     (
         set_key(SHIPPED, "datasets.fixed.7", 1),
-        "datasets.fixed.7 is not a known key (allowed: n, noise, seed, variable_len, shuffle_points)",
+        "datasets.fixed.7 is not a known key (allowed: kind, n, noise, seed, variable_len, shuffle_points)",
     ),
     (
         {**SHIPPED, 7: 1},
@@ -252,7 +285,9 @@ def test_a_variants_settings_are_its_architecture_then_its_training():
     training = ["dataset", "epochs", "batch_size", "lr", "seed", "shuffle_seed"]
     assert list(model.settings()) == architecture + training
     assert model.settings() == SHIPPED["models"][MODEL]
-    assert model.spec.to_dict() == {key: SHIPPED["models"][MODEL][key] for key in architecture}
+    assert model.spec(SQUARES_SHAPE).to_dict() == {
+        key: SHIPPED["models"][MODEL][key] for key in architecture
+    }
 
 
 def test_a_model_spec_is_built_by_position_or_by_name_and_refused_naming_the_field():
@@ -265,7 +300,7 @@ def test_a_model_spec_is_built_by_position_or_by_name_and_refused_naming_the_fie
         ModelSpec("gru", 2.0, 1, False, False)
     with pytest.raises(SpecError, match=r"^packed must be false for arch conv1d$"):
         ModelSpec("conv1d", 2, 1, False, True)
-    with pytest.raises(SpecError, match=r"^config must have exactly the keys arch, hidden_dim, "):
+    with pytest.raises(SpecError, match=r"^config must have the keys arch, hidden_dim, "):
         ModelSpec.from_dict({**spec.to_dict(), "dropout": 0.5})
     with pytest.raises(ValidationError, match="frozen"):
         spec.hidden_dim = 3
@@ -285,7 +320,8 @@ def test_a_model_spec_is_built_by_position_or_by_name_and_refused_naming_the_fie
         ),
         (
             {"arch": "lstm", "dataset": "fixed", "packed": True},
-            r"models.m.packed must be false on fixed-length dataset 'fixed' \(nothing to pack\)",
+            r"models.m.packed must be false on fixed-length dataset 'fixed' "
+            r"\(every sequence has 4 steps: nothing to pack\)",
         ),
     ],
 )

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from pipeline.library.errors import InputError
-from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
+from pipeline.library.settings import ModelParams, ModelSpec, SplitParams, SquaresParams
+from pipeline.pictures.accuracy_bars import accuracy_bars
 from pipeline.pictures.canvas import description_of, save_gif, save_png
 from pipeline.pictures.padding import Padding
 from pipeline.pictures.registry import picture_names
@@ -23,7 +24,6 @@ from pipeline.pictures.report import (
     Scores,
     Variant,
     ablation_pairs,
-    accuracy_bars,
     ranked,
     render_report,
 )
@@ -45,9 +45,9 @@ GRU = model_params("gru", "fixed")
 LSTM_PACKED = model_params("lstm", "variable", both_ways=True)
 CONV = model_params("conv1d", "fixed", hidden_dim=1)
 SQUARES = {"n": 1024, "noise": 0.1, "seed": 13, "variable_len": False, "shuffle_points": False}
-FIXED = DatasetParams(**SQUARES)
-SHUFFLED = DatasetParams(**SQUARES | {"shuffle_points": True})
-VARIABLE = DatasetParams(**SQUARES | {"seed": 17, "variable_len": True})
+FIXED = SquaresParams(**SQUARES)
+SHUFFLED = SquaresParams(**SQUARES | {"shuffle_points": True})
+VARIABLE = SquaresParams(**SQUARES | {"seed": 17, "variable_len": True})
 SPLIT = SplitParams(seed=42, val=0.2, test=0.2)
 DIRECTIONS = ("counter-clockwise", "clockwise")
 SCORES = Scores(
@@ -128,10 +128,10 @@ def variant(
     directory: Path,
     model: ModelParams = GRU,
     scores: Scores = SCORES,
-    dataset: DatasetParams = FIXED,
+    dataset: SquaresParams = FIXED,
 ) -> Variant:
     """A variant whose pictures are stand-ins."""
-    stand_in_pictures(model.spec, directory / name)
+    stand_in_pictures(model.spec(dataset.shape), directory / name)
     return Variant(name, model, dataset, SPLIT, scores, directory / name)
 
 
@@ -165,7 +165,7 @@ def test_the_ablation_is_paired_with_the_same_model_on_the_same_squares_in_order
     datasets = {
         "fixed": FIXED,
         "fixed_shuffled": SHUFFLED,
-        "other": DatasetParams(**SQUARES | {"seed": 99}),
+        "other": SquaresParams(**SQUARES | {"seed": 99}),
     }
     models = {
         "gru": GRU,
@@ -259,7 +259,7 @@ def test_the_page_fetches_nothing_and_runs_no_script(tmp_path):
 
 
 def test_each_result_says_which_data_it_came_from(tmp_path):
-    noisy = DatasetParams(**SQUARES | {"n": 512, "noise": 0.3})
+    noisy = SquaresParams(**SQUARES | {"n": 512, "noise": 0.3})
     pages = {}
     for dataset in (FIXED, noisy):
         directory = tmp_path / str(dataset.noise)
@@ -312,6 +312,15 @@ def test_an_lstms_gates_are_read_forward_first_and_its_forget_gate_only_keeps(tm
     assert "anew" not in text  # what the input gate writes is not what the forget gate drops
 
 
+def test_a_long_sequences_gates_are_summed_up_not_listed(tmp_path):
+    update = [0.5] + [0.25] * 62 + [0.75]  # 64 steps: mean 0.2578...
+    gru = replace(variant("gru", tmp_path), gates={"forward": {"z": update, "r": update}})
+    text = render_report([gru], [], chart(tmp_path, [gru]))
+
+    assert "0.50 at step 1, 0.26 over all 64 steps and 0.75 at the last" in text
+    assert "0.25, 0.25" not in text
+
+
 def test_the_confusion_table_counts_each_class(tmp_path):
     scores = replace(SCORES, accuracy=0.95, confusion=((97, 3), (7, 97)))
     variants = [variant("gru", tmp_path, scores=scores)]
@@ -345,7 +354,7 @@ def test_the_introduction_claims_only_what_the_journeys_show(drawn_report):
     for claim in JOURNEY_CLAIMS:
         assert claim in INTRO
     for variant_shown in variants:
-        if not variant_shown.model.spec.recurrent:
+        if not variant_shown.spec.recurrent:
             continue
         journeys = [path for path in variant_shown.pictures if path.stem.startswith("journey")]
         assert [path.suffix for path in journeys] == [".png", ".gif"]  # panels and animation

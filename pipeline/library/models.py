@@ -1,7 +1,9 @@
-"""Sequence classifiers for the squares: recurrent (RNN, GRU, LSTM) and convolutional.
+"""Sequence classifiers: recurrent (RNN, GRU, LSTM) and convolutional.
 
 Every model has the same call, `model(sequences, lengths)`, with padded sequences (N, L, F)
-and their lengths (N,), and returns one logit per sequence, (N, 1): above 0 means clockwise.
+and their lengths (N,), and returns its outputs per sequence, (N, O): for two classes one
+logit (O = 1, above 0 means class 1: clockwise for squares), for more one logit per class.
+F, L and the classes are the data's, carried by the ModelSpec (`Shape`).
 Models are plain modules. A trained one is saved as a checkpoint folder: `config.json`
 (its ModelSpec) and `weights.pt` (its state dict), loaded with
 `torch.load(..., weights_only=True)`: a checkpoint holds tensors, never code.
@@ -19,13 +21,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from pipeline.library.errors import InputError
 from pipeline.library.files import atomic_output, write_json
-from pipeline.library.settings import N_FEATURES, SEQUENCE_LENGTH, ModelSpec, SpecError
+from pipeline.library.settings import SQUARES_SHAPE, ModelSpec, SpecError
 
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class RecurrentClassifier(nn.Module):
-    """A recurrent layer read at its last step, then a linear layer to one logit.
+    """A recurrent layer read at its last step, then a linear layer to the outputs (one logit
+    for two classes, one per class beyond).
 
     Packed (`packed=True`), the last step is each sequence's own last real point: the layer
     never sees the padding, and a reverse direction starts at that point. Padded only
@@ -46,7 +49,8 @@ class RecurrentClassifier(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         packed: bool = False,
-        n_features: int = N_FEATURES,
+        n_features: int = SQUARES_SHAPE.n_features,
+        outputs: int = SQUARES_SHAPE.outputs,
     ) -> None:
         super().__init__()
         if cell not in RECURRENT_LAYERS:
@@ -62,27 +66,34 @@ class RecurrentClassifier(nn.Module):
             bidirectional=bidirectional,
         )
         num_directions = 2 if bidirectional else 1
-        self.classifier = nn.Linear(hidden_dim * num_directions, 1)
+        self.classifier = nn.Linear(hidden_dim * num_directions, outputs)
 
     def forward(self, sequences: Tensor | PackedSequence, lengths: Tensor | None = None) -> Tensor:
-        """Logits (N, 1) for padded sequences (N, L, F) with lengths (N,), or a PackedSequence.
+        """Logits (N, O) for padded sequences (N, L, F) with lengths (N,), or a PackedSequence.
 
         A packed model packs padded input itself; a PackedSequence carries its own lengths. A
         padded model reads step L - 1 of every sequence, whatever its length.
         """
+        return self.classifier(self.final_states(sequences, lengths))
+
+    def final_states(
+        self, sequences: Tensor | PackedSequence, lengths: Tensor | None = None
+    ) -> Tensor:
+        """What the classifier reads (N, num_directions * H): the outputs at the last step
+        (packed: each sequence's last real point; padded: the padded end)."""
         if not isinstance(sequences, PackedSequence):
             if lengths is None:  # every model has the same call, whichever it reads them
                 raise ValueError("padded sequences need their lengths (N,); got lengths=None")
             if not self.packed:
                 outputs, _ = self.recurrent(sequences)  # (N, L, num_directions * H)
-                return self.classifier(outputs[:, -1])  # the padded end, for every sequence
+                return outputs[:, -1]  # the padded end, for every sequence
             sequences = pack_padded_sequence(
                 sequences, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
         packed_outputs, _ = self.recurrent(sequences)
         # Reading the packed rows directly gives the same numbers as unpacking to (N, L, D * H)
         # and indexing, without building the padded copy, forward and backward.
-        return self.classifier(packed_outputs.data[_last_step_rows(packed_outputs)])
+        return packed_outputs.data[_last_step_rows(packed_outputs)]
 
 
 def _last_step_rows(packed: PackedSequence) -> Tensor:
@@ -99,37 +110,48 @@ def _last_step_rows(packed: PackedSequence) -> Tensor:
 
 
 class ConvClassifier(nn.Module):
-    """The chapter's 1D convolution: Conv1d(F -> channels, kernel 2), ReLU, flatten, Linear to 1.
+    """The chapter's 1D convolution: Conv1d(F -> channels, kernel K), ReLU, flatten, Linear to
+    the outputs (one logit for two classes, one per class beyond).
 
-    The kernel slides over consecutive pairs of points, so it sees direction locally; the
-    linear layer weighs the L - 1 pair positions. Fixed-length sequences only.
+    The kernel slides over K consecutive points (the chapter: pairs), so it sees direction
+    locally; the linear layer weighs the L - K + 1 positions. Fixed-length sequences only.
     """
 
     #: No recurrence, nothing to pack: its batches are collated padded (all of one length).
     packed = False
 
     def __init__(
-        self, channels: int, sequence_length: int = SEQUENCE_LENGTH, n_features: int = N_FEATURES
+        self,
+        channels: int,
+        sequence_length: int = SQUARES_SHAPE.sequence_length,
+        n_features: int = SQUARES_SHAPE.n_features,
+        kernel_size: int = 2,
+        outputs: int = SQUARES_SHAPE.outputs,
     ) -> None:
         super().__init__()
         self.sequence_length = sequence_length
         # Convolution first, then linear: the seeded initialisation order of the chapter.
-        self.conv = nn.Conv1d(n_features, channels, kernel_size=2)
-        self.classifier = nn.Linear(channels * (sequence_length - 1), 1)
+        self.conv = nn.Conv1d(n_features, channels, kernel_size=kernel_size)
+        positions = sequence_length - kernel_size + 1
+        self.classifier = nn.Linear(channels * positions, outputs)
 
     def forward(self, sequences: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits (N, 1) for sequences (N, L, F); lengths (N,), if given, must all be L.
+        """Logits (N, O) for sequences (N, L, F); lengths (N,), if given, must all be L.
 
         Takes lengths only so that every model has the same call.
         """
+        return self.classifier(self.final_states(sequences, lengths))
+
+    def final_states(self, sequences: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """What the classifier reads (N, channels * positions): the rectified features."""
         if lengths is not None and bool((lengths != self.sequence_length).any()):
             raise ValueError(
                 f"ConvClassifier needs every sequence to have {self.sequence_length} points; "
                 "got variable lengths"
             )
         # Conv1d slides over the last axis, so time goes last: (N, L, F) -> (N, F, L).
-        pair_features = torch.relu(self.conv(sequences.transpose(1, 2)))  # (N, C, L - 1)
-        return self.classifier(pair_features.flatten(1))
+        window_features = torch.relu(self.conv(sequences.transpose(1, 2)))  # (N, C, L - K + 1)
+        return window_features.flatten(1)
 
 
 def build_model(spec: ModelSpec, seed: int) -> nn.Module:
@@ -139,10 +161,23 @@ def build_model(spec: ModelSpec, seed: int) -> nn.Module:
     # generator keeps this from changing anyone else's random numbers.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        shape = spec.shape
         if spec.arch == "conv1d":
-            return ConvClassifier(channels=spec.hidden_dim)
+            return ConvClassifier(
+                spec.hidden_dim,
+                shape.sequence_length,
+                shape.n_features,
+                spec.kernel_size,
+                shape.outputs,
+            )
         return RecurrentClassifier(
-            spec.arch, spec.hidden_dim, spec.num_layers, spec.bidirectional, spec.packed
+            spec.arch,
+            spec.hidden_dim,
+            spec.num_layers,
+            spec.bidirectional,
+            spec.packed,
+            shape.n_features,
+            shape.outputs,
         )
 
 
@@ -173,6 +208,19 @@ def save_checkpoint(model: nn.Module, spec: ModelSpec, directory: Path | str) ->
     write_json(directory / CONFIG_FILE, spec.to_dict())
 
 
+def load_spec(directory: Path | str) -> ModelSpec:
+    """The spec of the checkpoint in `directory` (its config.json); InputError naming it."""
+    config = Path(directory) / CONFIG_FILE
+    try:
+        return ModelSpec.from_dict(json.loads(config.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{config}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError):
+        raise InputError(f"{config}: not a model config (JSON object of a ModelSpec)") from None
+    except SpecError as error:
+        raise InputError(f"{config}: not a model config ({error.problem})") from None
+
+
 def load_checkpoint(directory: Path | str) -> nn.Module:
     """The model saved in `directory`, on the CPU, in evaluation mode.
 
@@ -180,14 +228,7 @@ def load_checkpoint(directory: Path | str) -> nn.Module:
     """
     directory = Path(directory)
     config, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    try:
-        spec = ModelSpec.from_dict(json.loads(config.read_text()))
-    except FileNotFoundError:
-        raise InputError(f"{config}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError):
-        raise InputError(f"{config}: not a model config (JSON object of a ModelSpec)") from None
-    except SpecError as error:
-        raise InputError(f"{config}: not a model config ({error.problem})") from None
+    spec = load_spec(directory)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it will refuse
             warnings.simplefilter("ignore", UserWarning)

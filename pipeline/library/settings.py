@@ -5,23 +5,32 @@ Each setting's type holds its check and the words a user reads when a value fail
 these models, and the sweep (pipeline/tools/sweep_plan.py) its files with these types. Values
 keep their YAML types (an int stays an int, a float a float), as DVC records them.
 
-`ModelSpec` is a model's architecture and travels whole: params.yaml ->
-`models.build_model(spec, seed)` -> the checkpoint's `config.json` -> the logged MLflow model.
-Adding an architecture setting means a field here (in ModelSpec and ModelParams), and its use
-in `pipeline/library/models.py`.
+`ModelSpec` is a model's architecture and the shape of the data it reads (features per step,
+steps, classes: a `Shape`, taken from the data) and travels whole: params.yaml and the
+training split -> `models.build_model(spec, seed)` -> the checkpoint's `config.json` -> the
+logged MLflow model. Adding an architecture setting means a field here (in ModelSpec and
+ModelParams), and its use in `pipeline/library/models.py`.
+
+Datasets come in kinds (`datasets.<name>.kind`): `squares`, the default, and `digits`. Each
+kind's params say, before any run, the shape its files will have (`DatasetParams.shape`), so
+a model that cannot fit its data is refused before anything runs. Adding a kind means a
+params class here, in the `DatasetParams` union, and a generator in pipeline/library/.
 """
 
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AllowInfNan,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -32,10 +41,16 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 ARCHS = ("rnn", "gru", "lstm", "conv1d")
 RECURRENT_ARCHS = ("rnn", "gru", "lstm")
-#: Each point of a sequence is a corner's (x, y).
-N_FEATURES = 2
-#: Squares have at most four points; conv1d reads exactly four.
-SEQUENCE_LENGTH = 4
+#: The kinds of dataset (`datasets.<name>.kind`); a dataset without `kind` is squares.
+DATASET_KINDS = ("squares", "digits")
+#: How a digit's 8x8 image becomes a sequence (`datasets.<name>.order`, see
+#: pipeline/library/digits.py): 8 rows of 8 pixels, or 64 pixels in reading order, in one
+#: seeded permutation shared by every image, or in a new seeded order per image.
+READING_ORDERS = ("rows", "pixels", "pixels_permuted", "pixels_shuffled")
+#: The digits scikit-learn ships (load_digits): 1,797 images of 8x8 pixels, labels 0 to 9.
+DIGITS_COUNT, DIGIT_SIDE, DIGIT_CLASSES = 1797, 8, 10
+#: conv1d's kernel spans this many consecutive steps unless `kernel_size` says otherwise.
+DEFAULT_KERNEL = 2
 #: Settings that conv1d, having no recurrence, must leave at these values.
 CONV1D_FIXED = {"num_layers": 1, "bidirectional": False, "packed": False}
 #: Gate blocks per recurrent cell: the rows of W_ih are 1, 3 or 4 hidden-size blocks.
@@ -146,6 +161,27 @@ Name = Annotated[
 Arch = one_of(ARCHS)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a model reads and answers: features per step, steps per sequence (the longest),
+    and classes (two: one logit; more: one output per class)."""
+
+    n_features: int
+    sequence_length: int
+    n_classes: int
+
+    @property
+    def outputs(self) -> int:
+        """A model's outputs: one logit for two classes (binary cross-entropy), else one per
+        class (cross-entropy)."""
+        return 1 if self.n_classes == 2 else self.n_classes
+
+
+#: The chapter's squares: (x, y) corners, at most four, clockwise or not. A checkpoint whose
+#: config.json names no shape is of squares (the format before other kinds of data).
+SQUARES_SHAPE = Shape(n_features=2, sequence_length=4, n_classes=2)
+
+
 class Settings(BaseModel):
     """Settings as YAML writes them: frozen, strict, and closed (an unknown key is refused)."""
 
@@ -162,13 +198,23 @@ def _fixed_for_conv1d(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _kernel_for_conv1d(value: Any, info: ValidationInfo) -> Any:
+    """Only conv1d has a kernel: a recurrent model leaves kernel_size at its default."""
+    if info.data.get("arch") != "conv1d" and value != DEFAULT_KERNEL:
+        raise PydanticCustomError("arch_setting", "is for arch conv1d only", {})
+    return value
+
+
 class ModelSpec(Settings):
     """A classifier's architecture: everything needed to rebuild it before loading weights.
 
     arch: "rnn", "gru", "lstm" or "conv1d"; hidden_dim: hidden size (conv1d: filters);
     num_layers: stacked recurrent layers; bidirectional: a second layer reads backwards;
     packed: feed a PackedSequence, so each sequence ends at its last real point (false:
-    padded only, read at the padded end, zeros included).
+    padded only, read at the padded end, zeros included);
+    kernel_size: the steps conv1d's kernel spans; n_features, sequence_length, n_classes: the
+    shape of its data (`Shape`). The last four default to the squares' and are saved only
+    when they differ, so the squares' checkpoints keep their bytes.
     """
 
     arch: Arch
@@ -176,8 +222,15 @@ class ModelSpec(Settings):
     num_layers: PositiveInteger
     bidirectional: Flag
     packed: Flag
+    kernel_size: PositiveInteger = DEFAULT_KERNEL
+    n_features: PositiveInteger = SQUARES_SHAPE.n_features
+    sequence_length: PositiveInteger = SQUARES_SHAPE.sequence_length
+    n_classes: Annotated[StrictInt, Field(ge=2), must_be("an integer >= 2")] = (
+        SQUARES_SHAPE.n_classes
+    )
 
     conv1d_has_no_recurrence = field_validator(*CONV1D_FIXED)(staticmethod(_fixed_for_conv1d))
+    kernel_only_for_conv1d = field_validator("kernel_size")(staticmethod(_kernel_for_conv1d))
 
     def __init__(self, *values: Any, **named: Any) -> None:
         """By position (in field order) or by name; a SpecError names the first field no model
@@ -195,14 +248,28 @@ class ModelSpec(Settings):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelSpec":
         """The spec saved by `to_dict` (a checkpoint's config.json)."""
-        names = list(cls.model_fields)
-        if not isinstance(values, dict) or sorted(values) != sorted(names):
-            raise SpecError("config", f"must have exactly the keys {', '.join(names)}")
+        fields = cls.model_fields
+        required = [name for name, field in fields.items() if field.is_required()]
+        if (
+            not isinstance(values, dict)
+            or not set(required) <= set(values)
+            or not set(values) <= set(fields)
+        ):
+            raise SpecError(
+                "config",
+                f"must have the keys {', '.join(required)} and may have "
+                f"{', '.join(sorted(set(fields) - set(required)))}",
+            )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields by name, as saved in config.json and logged with the model."""
-        return self.model_dump()
+        """The fields by name, as saved in config.json and logged with the model; those at
+        their default (the squares' shape, conv1d's kernel of 2) are left out."""
+        return self.model_dump(exclude_defaults=True)
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.n_features, self.sequence_length, self.n_classes)
 
     @property
     def recurrent(self) -> bool:
@@ -214,22 +281,23 @@ class ModelSpec(Settings):
 
     def parameter_count(self) -> int:
         """How many numbers the model learns, from the shapes alone (no torch needed)."""
-        hidden = self.hidden_dim
+        hidden, outputs = self.hidden_dim, self.shape.outputs
         if self.arch == "conv1d":
-            conv = hidden * (N_FEATURES * 2 + 1)  # kernel size 2 over (x, y), plus bias
-            return conv + hidden * (SEQUENCE_LENGTH - 1) + 1
+            conv = hidden * (self.n_features * self.kernel_size + 1)  # kernel, plus bias
+            positions = self.sequence_length - self.kernel_size + 1
+            return conv + (hidden * positions + 1) * outputs
         blocks = GATE_BLOCKS[self.arch] * hidden
         total = 0
         for layer in range(self.num_layers):
-            inputs = N_FEATURES if layer == 0 else hidden * self.directions
+            inputs = self.n_features if layer == 0 else hidden * self.directions
             total += self.directions * blocks * (inputs + hidden + 2)  # W_ih, W_hh, b_ih, b_hh
-        return total + hidden * self.directions + 1  # the linear classifier
+        return total + (hidden * self.directions + 1) * outputs  # the linear classifier
 
     def describe(self) -> str:
         """The architecture in words: "bidirectional LSTM, hidden size 2 per direction, packed"."""
         if self.arch == "conv1d":
             filters = "filter" if self.hidden_dim == 1 else "filters"
-            return f"1D convolution, {self.hidden_dim} {filters} of size 2"
+            return f"1D convolution, {self.hidden_dim} {filters} of size {self.kernel_size}"
         words = [f"{self.num_layers}-layer"] if self.num_layers > 1 else []
         words += ["bidirectional"] if self.bidirectional else []
         words.append(self.arch.upper())
@@ -238,14 +306,79 @@ class ModelSpec(Settings):
         return f"{' '.join(words)}, hidden size {self.hidden_dim}{per_direction}{packed}"
 
 
-class DatasetParams(Settings):
-    """How one dataset of squares is drawn (`datasets.<name>`)."""
+class SquaresParams(Settings):
+    """How one dataset of squares is drawn (`datasets.<name>`, kind `squares`, the default)."""
 
+    kind: Literal["squares"] = "squares"
     n: SquareCount
     noise: Noise
     seed: Seed
     variable_len: Flag
     shuffle_points: Flag
+
+    @property
+    def shape(self) -> Shape:
+        return SQUARES_SHAPE
+
+    def describe(self) -> str:
+        """In words: "1,024 squares, noise 0.1, 4 points each"."""
+        points = "2 to 4 points each" if self.variable_len else "4 points each"
+        order = ", points shuffled" if self.shuffle_points else ""
+        return f"{self.n:,} squares, noise {self.noise:g}, {points}{order}"
+
+
+class DigitsParams(Settings):
+    """scikit-learn's 8x8 digits read as sequences (`datasets.<name>`, kind `digits`): `order`
+    says how (READING_ORDERS); `seed` draws the permutation or the per-image orders."""
+
+    kind: Literal["digits"]
+    order: one_of(READING_ORDERS)
+    seed: Seed
+
+    #: Every image is read whole: the same number of steps for all; no squares' points.
+    variable_len: ClassVar[bool] = False
+    shuffle_points: ClassVar[bool] = False
+
+    @property
+    def n(self) -> int:
+        return DIGITS_COUNT
+
+    @property
+    def shape(self) -> Shape:
+        if self.order == "rows":
+            return Shape(DIGIT_SIDE, DIGIT_SIDE, DIGIT_CLASSES)
+        return Shape(1, DIGIT_SIDE * DIGIT_SIDE, DIGIT_CLASSES)
+
+    def describe(self) -> str:
+        """In words: "1,797 digits, 8 steps of 8 pixels (rows)"."""
+        shape = self.shape
+        pixels = "pixel" if shape.n_features == 1 else "pixels"
+        steps = f"{shape.sequence_length} steps of {shape.n_features} {pixels}"
+        return f"{self.n:,} digits, {steps} ({self.order.replace('_', ' ')})"
+
+
+def _dataset_kind(values: Any) -> str | None:
+    """Which params class a dataset's values are: its `kind`, squares when it has none; None
+    (refused in words) when `kind` names no kind."""
+    if not isinstance(values, dict):  # a params object, or no mapping (refused as squares)
+        return getattr(values, "kind", "squares")
+    kind = values.get("kind", "squares")
+    return kind if isinstance(kind, str) and kind in DATASET_KINDS else None
+
+
+#: Each kind's params class: pydantic tags its errors' locations with the kind.
+DATASET_CLASSES: dict[str, type[Settings]] = {"squares": SquaresParams, "digits": DigitsParams}
+
+
+#: One dataset's params, of whichever kind its `kind` names.
+DatasetParams = Annotated[
+    Annotated[SquaresParams, Tag("squares")] | Annotated[DigitsParams, Tag("digits")],
+    Discriminator(
+        _dataset_kind,
+        custom_error_type="unknown_kind",
+        custom_error_message="kind must be one of " + ", ".join(DATASET_KINDS),
+    ),
+]
 
 
 class SplitParams(Settings):
@@ -266,6 +399,7 @@ class ModelParams(Settings):
     num_layers: PositiveInteger
     bidirectional: Flag
     packed: Flag
+    kernel_size: PositiveInteger = DEFAULT_KERNEL
     epochs: PositiveInteger
     batch_size: PositiveInteger
     lr: LearningRate
@@ -273,13 +407,18 @@ class ModelParams(Settings):
     shuffle_seed: Seed
 
     conv1d_has_no_recurrence = field_validator(*CONV1D_FIXED)(staticmethod(_fixed_for_conv1d))
+    kernel_only_for_conv1d = field_validator("kernel_size")(staticmethod(_kernel_for_conv1d))
 
-    @property
-    def spec(self) -> ModelSpec:
-        """The architecture alone: what a checkpoint saves."""
-        return ModelSpec(**{name: getattr(self, name) for name in ModelSpec.model_fields})
+    def spec(self, shape: Shape) -> ModelSpec:
+        """The architecture for data of `shape`: what a checkpoint saves."""
+        own = [name for name in ModelSpec.model_fields if name in type(self).model_fields]
+        return ModelSpec(**{name: getattr(self, name) for name in own}, **vars(shape))
 
     def settings(self) -> dict[str, Any]:
-        """Architecture and training as one flat mapping: everything that made a model."""
-        spec = self.spec.to_dict()
-        return spec | {key: value for key, value in self.model_dump().items() if key not in spec}
+        """Architecture and training as one flat mapping, architecture first: everything that
+        made a model but its data's shape (conv1d's kernel only where it is not the default)."""
+        values = self.model_dump(exclude_defaults=True)
+        spec = [name for name in ModelSpec.model_fields if name in values]
+        return {name: values[name] for name in spec} | {
+            key: value for key, value in values.items() if key not in spec
+        }

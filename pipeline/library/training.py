@@ -1,4 +1,8 @@
-"""The training loop: Adam on binary cross-entropy over shuffled mini-batches.
+"""The training loop: Adam on cross-entropy over shuffled mini-batches.
+
+Two classes: one logit per sequence and binary cross-entropy (the chapter); more: one logit
+per class and cross-entropy. The model's outputs say which (`Shape.outputs`), and the labels
+come in the form its loss takes (`LabelledSequences.from_squares`).
 
 Each epoch is a training pass over the shuffled training set, then, when a validation set is
 given, a validation pass. Batches are the very batches torch's DataLoader(shuffle=True) would
@@ -31,7 +35,7 @@ class LabelledSequences:
 
     features: (N, L, F) float32, zero beyond each length.
     lengths: (N,) int64.
-    labels: (N, 1) float32, 1.0 = clockwise.
+    labels: two classes: (N, 1) float32, 1.0 = class 1 (clockwise); more: (N,) int64.
     """
 
     features: Tensor
@@ -44,10 +48,11 @@ class LabelledSequences:
 
         float64 points become float32 the way the chapter converts them: as_tensor, then float().
         """
+        labels = torch.as_tensor(squares.labels)
         return cls(
             features=torch.as_tensor(squares.points).float(),
             lengths=torch.as_tensor(squares.lengths, dtype=torch.int64),
-            labels=torch.as_tensor(squares.labels).float().view(-1, 1),
+            labels=labels.float().view(-1, 1) if len(squares.classes) == 2 else labels.long(),
         )
 
     def __len__(self) -> int:
@@ -116,7 +121,7 @@ class EpochStats:
 class Evaluation:
     """A model's mean loss, accuracy and confusion counts on a set of sequences.
 
-    confusion: (2, 2) int64, rows = true label 0/1, columns = predicted label 0/1.
+    confusion: (C, C) int64, rows = true class, columns = predicted class.
     """
 
     loss: float
@@ -159,16 +164,25 @@ def shuffled_order(generator: torch.Generator, n: int) -> Tensor:
 
 
 def predicted_labels(logits: Tensor) -> Tensor:
-    """Predicted labels as float 0/1, same shape as `logits`: sigmoid(logit) > 0.5.
+    """Predicted labels in the labels' form: one logit (N, 1): float 0/1, sigmoid(logit) > 0.5;
+    one per class (N, C): the class of the largest, (N,) int64.
 
-    This is the chapter's rule; it differs from logit > 0 only where sigmoid rounds to 0.5.
+    The first is the chapter's rule; it differs from logit > 0 only where sigmoid rounds to 0.5.
     """
-    return (torch.sigmoid(logits) > 0.5).float()
+    if logits.shape[1] == 1:
+        return (torch.sigmoid(logits) > 0.5).float()
+    return logits.argmax(dim=1)
+
+
+def loss_function(outputs: int) -> nn.Module:
+    """The loss of a model with `outputs` logits: binary cross-entropy for one, else
+    cross-entropy."""
+    return nn.BCEWithLogitsLoss() if outputs == 1 else nn.CrossEntropyLoss()
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: LabelledSequences) -> Tensor:
-    """The model's logits (N, 1) for every sequence of `data`, in evaluation mode.
+    """The model's logits (N, O) for every sequence of `data`, in evaluation mode.
 
     The whole set goes through in one batch, as padded as its tensors are (to the set's longest
     sequence): a padded model reads each sequence at that one padded end.
@@ -178,34 +192,40 @@ def predict_logits(model: nn.Module, data: LabelledSequences) -> Tensor:
 
 
 def predict_proba(model: nn.Module, data: LabelledSequences) -> Tensor:
-    """The probability (N,) that each sequence of `data` is drawn clockwise.
-
-    That is sigmoid of the model's logit.
-    """
-    return torch.sigmoid(predict_logits(model, data)).view(-1)
+    """Two classes: the probability (N,) of class 1 (a square drawn clockwise), sigmoid of the
+    logit. More: each class's probability (N, C), softmax of the logits."""
+    logits = predict_logits(model, data)
+    if logits.shape[1] > 1:
+        return torch.softmax(logits, dim=1)
+    return torch.sigmoid(logits).view(-1)
 
 
 def _loss_and_accuracy(logits: Tensor, labels: Tensor) -> tuple[float, float]:
-    """Mean binary cross-entropy and accuracy of logits (N, 1) against labels (N, 1).
+    """Mean (binary) cross-entropy and accuracy of logits (N, O) against labels.
 
     One synchronisation for both numbers.
     """
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    if logits.shape[1] == 1:
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    else:
+        loss = nn.functional.cross_entropy(logits, labels)
     accuracy = (predicted_labels(logits) == labels).float().mean()
     loss, accuracy = torch.stack([loss, accuracy]).tolist()
     return loss, accuracy
 
 
 def evaluate(model: nn.Module, data: LabelledSequences) -> Evaluation:
-    """Mean binary cross-entropy, accuracy and confusion counts of `model` on `data`.
+    """Mean (binary) cross-entropy, accuracy and confusion counts of `model` on `data`.
 
-    Predicted label: sigmoid(logit) > 0.5.
+    Predicted label: sigmoid(logit) > 0.5 for one logit, the largest logit's class for more.
     """
     logits = predict_logits(model, data)
     loss, accuracy = _loss_and_accuracy(logits, data.labels)
+    classes = max(2, logits.shape[1])
     true = data.labels.view(-1).long()
     predicted = predicted_labels(logits).view(-1).long()
-    confusion = torch.bincount(2 * true + predicted, minlength=4).view(2, 2)
+    confusion = torch.bincount(classes * true + predicted, minlength=classes**2)
+    confusion = confusion.view(classes, classes)
     return Evaluation(loss=loss, accuracy=accuracy, confusion=confusion.cpu().numpy())
 
 
@@ -221,7 +241,7 @@ def train(
     device: torch.device | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> list[EpochStats]:
-    """Train `model` in place with Adam on BCEWithLogitsLoss; one EpochStats per epoch.
+    """Train `model` in place with Adam on `loss_function`; one EpochStats per epoch.
 
     `device` defaults to the CPU; the data moves there once, before the first epoch.
     `on_epoch` hears of each epoch as it ends (a progress line).
@@ -236,7 +256,7 @@ def train(
     # approximation (rsqrtps) that Intel and AMD processors compute differently, so the same
     # training gave other bytes on each (tests/test_numerics.py shows both).
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn: nn.Module | None = None  # chosen by the model's first outputs
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     collate = collate_for(model)
     history = []
@@ -245,17 +265,23 @@ def train(
         order = shuffled_order(shuffle_generator, len(train_data)).to(device)
         # Each batch's logits are kept, in pass order, to score the pass once at its end:
         # one copy per step instead of a loss and accuracy sum per step.
-        pass_logits = torch.empty(len(train_data), 1, device=device)
+        pass_logits: Tensor | None = None
         for start in range(0, len(train_data), batch_size):
             inputs, labels = collate(train_data, order[start : start + batch_size])
 
             optimizer.zero_grad()
             logits = model(*inputs)
+            if loss_fn is None:
+                loss_fn = loss_function(logits.shape[1])
+            if pass_logits is None:
+                pass_logits = torch.empty(len(train_data), logits.shape[1], device=device)
             loss = loss_fn(logits, labels)
             loss.backward()
             optimizer.step()
 
             pass_logits[start : start + batch_size] = logits.detach()
+        if pass_logits is None:
+            raise ValueError("no training sequences")
         train_loss, train_accuracy = _loss_and_accuracy(
             pass_logits, train_data.labels.index_select(0, order)
         )

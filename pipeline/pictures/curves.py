@@ -22,7 +22,7 @@ def loss_curves(subject: Subject[object]) -> Picture:
     )
     loss, accuracy = panels[0]
     for axes, train, val, label in (
-        (loss, history.train_loss, history.val_loss, "loss (binary cross-entropy)"),
+        (loss, history.train_loss, history.val_loss, f"loss ({subject.loss})"),
         (accuracy, history.train_accuracy, history.val_accuracy, "accuracy"),
     ):
         axes.plot(history.epochs, train, color="#444444")

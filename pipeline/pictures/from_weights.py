@@ -5,8 +5,9 @@ from-scratch cells of `pipeline.library.cells`, so every intermediate is availab
 and noise-free squares run through every layer, the planes they are drawn in, the
 classifier's decision over them, the corners under the input transform, and the journeys of
 the hidden state through each operation of the cell. A Conv1d variant's `ConvSpace` holds its
-filters and the edge features they compute. Computed before any drawing: the pictures only
-read them.
+filters and the edge features they compute. (A variant on digits gets its `DigitsSpace` from
+`pipeline.pictures.digits_numbers`.) Computed before any drawing: the pictures only read
+them.
 """
 
 from collections.abc import Sequence
@@ -28,7 +29,11 @@ from pipeline.library.cells import (
 from pipeline.library.cells import unroll as unroll_cell
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.squares import CORNER_NAMES, CORNERS, NOISE_FREE, Squares, step_mask
-from pipeline.library.training import LabelledSequences, evaluate, predict_proba
+from pipeline.library.training import (
+    LabelledSequences,
+    evaluate,
+    predict_proba,
+)
 from pipeline.pictures.conv_space import ConvSpace
 from pipeline.pictures.hidden_space import CLOCKWISE_FROM_A, INPUT_BLOCKS, HiddenSpace
 from pipeline.pictures.journeys import (

@@ -4,7 +4,8 @@ A recurrent variant gets the chapter's story of the hidden state: where the corn
 the hidden space, where the test sequences' states travel step by step over the decision
 boundary, where the eight noise-free squares end up, and the journey of the hidden state
 through every operation of the cell, as a grid of panels and as an animation, per direction.
-A Conv1d variant gets its filters and the edge features they compute. Both get their loss
+A Conv1d variant gets its filters and the edge features they compute. A variant trained on
+digits gets the digits' pictures instead (`pipeline.pictures.digits`). All get their loss
 curves.
 
 Numbers first, then drawing: everything a picture shows is computed from the weights up front
@@ -23,6 +24,7 @@ from pipeline.library.history import History
 from pipeline.library.models import ConvClassifier, RecurrentClassifier
 from pipeline.library.settings import ModelSpec
 from pipeline.library.squares import Squares
+from pipeline.pictures.digits_numbers import digits_space
 from pipeline.pictures.from_weights import conv_space, hidden_space, padding_space
 from pipeline.pictures.registry import write_padding, write_pictures
 from pipeline.pictures.shared import Subject
@@ -37,16 +39,20 @@ def plot_variant(
     directory: Path,
 ) -> list[Path]:
     """Write every picture of the trained variant `name` (architecture `spec`) into
-    `directory`: the files `registry.picture_names(spec)` lists; their paths, sorted."""
-    if spec.recurrent and isinstance(model, RecurrentClassifier):
+    `directory`: the files `registry.picture_names(spec, test.kind)` lists; their paths,
+    sorted."""
+    if isinstance(model, RecurrentClassifier | ConvClassifier) and test.kind == "digits":
+        numbers = digits_space(model, test)
+    elif spec.recurrent and isinstance(model, RecurrentClassifier):
         numbers = hidden_space(model, test)
     elif not spec.recurrent and isinstance(model, ConvClassifier):
         numbers = conv_space(model, test)
     else:
         expected = "RecurrentClassifier" if spec.recurrent else "ConvClassifier"
         raise TypeError(f"arch {spec.arch} needs a {expected}, got {type(model).__name__}")
-    subject = Subject(f"{name} ({spec.describe()})", history, numbers)
-    return write_pictures(spec, subject, Path(directory))
+    loss = "binary cross-entropy" if spec.shape.outputs == 1 else "cross-entropy"
+    subject = Subject(f"{name} ({spec.describe()})", history, numbers, loss)
+    return write_pictures(spec, subject, Path(directory), test.kind)
 
 
 def plot_padding(

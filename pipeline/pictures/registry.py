@@ -17,6 +17,7 @@ from pipeline.library.settings import ModelSpec
 from pipeline.pictures.canvas import save_gif, save_png, style
 from pipeline.pictures.conv import conv_edges, conv_filters
 from pipeline.pictures.curves import loss_curves
+from pipeline.pictures.digits import digits_as_read, digits_final_states, digits_per_class
 from pipeline.pictures.hidden_states import hidden_states, noise_free_states
 from pipeline.pictures.journey import journey_animation, journey_picture
 from pipeline.pictures.padding import padding_picture
@@ -30,11 +31,17 @@ Pixels = TypeVar("Pixels")
 CONV = frozenset({"conv1d"})
 ONE_WAY, TWO_WAY = frozenset({"recurrent"}), frozenset({"bidirectional recurrent"})
 RECURRENT = ONE_WAY | TWO_WAY
-EVERY = CONV | RECURRENT
+#: Any variant trained on digits: the squares' pictures (corners, noise-free squares) do
+#: not apply, the digits' do.
+DIGITS = frozenset({"digits"})
+EVERY = CONV | RECURRENT | DIGITS
 
 
-def kind_of(spec: ModelSpec) -> str:
-    """The kind of variant `spec` describes, as far as its pictures go."""
+def kind_of(spec: ModelSpec, data: str = "squares") -> str:
+    """The kind of variant `spec` on data of kind `data` describes, as far as its pictures
+    go."""
+    if data == "digits":
+        return "digits"
     (kind,) = CONV if not spec.recurrent else TWO_WAY if spec.bidirectional else ONE_WAY
     return kind  # each of CONV, ONE_WAY, TWO_WAY holds one kind
 
@@ -70,6 +77,9 @@ PICTURES: tuple[Entry[Any], ...] = (
     Entry("transformed_inputs.png", RECURRENT, transformed_inputs, save_png),
     Entry("conv_filters.png", CONV, conv_filters, save_png),
     Entry("conv_edges.png", CONV, conv_edges, save_png),
+    Entry("digits_as_read.png", DIGITS, digits_as_read, save_png),
+    Entry("digits_final_states.png", DIGITS, digits_final_states, save_png),
+    Entry("digits_per_class.png", DIGITS, digits_per_class, save_png),
 )
 
 
@@ -78,22 +88,27 @@ PICTURES: tuple[Entry[Any], ...] = (
 PADDING = Entry("padding.png", RECURRENT, padding_picture, save_png)
 
 
-def pictures(spec: ModelSpec) -> tuple[Entry[Any], ...]:
-    """The pictures a variant of `spec` gets, in the order a reader needs them."""
-    kind = kind_of(spec)
+def pictures(spec: ModelSpec, data: str = "squares") -> tuple[Entry[Any], ...]:
+    """The pictures a variant of `spec` on data of kind `data` gets, in the order a reader
+    needs them."""
+    kind = kind_of(spec, data)
     return tuple(entry for entry in PICTURES if kind in entry.kinds)
 
 
-def picture_names(spec: ModelSpec) -> tuple[str, ...]:
-    """The files plot@<model> writes for a variant of `spec`, in the order a reader needs them."""
-    return tuple(entry.file_name for entry in pictures(spec))
+def picture_names(spec: ModelSpec, data: str = "squares") -> tuple[str, ...]:
+    """The files plot@<model> writes for a variant of `spec` on data of kind `data`, in the
+    order a reader needs them."""
+    return tuple(entry.file_name for entry in pictures(spec, data))
 
 
-def write_pictures(spec: ModelSpec, subject: Subject[Any], directory: Path) -> list[Path]:
-    """Draw and save every picture of `spec` from `subject` into `directory`; their paths,
-    sorted. Under the canvas's style, whatever the user's rc file says."""
+def write_pictures(
+    spec: ModelSpec, subject: Subject[Any], directory: Path, data: str = "squares"
+) -> list[Path]:
+    """Draw and save every picture of `spec` on data of kind `data` from `subject` into
+    `directory`; their paths, sorted. Under the canvas's style, whatever the user's rc file
+    says."""
     with style():
-        return sorted(entry.write(subject, directory) for entry in pictures(spec))
+        return sorted(entry.write(subject, directory) for entry in pictures(spec, data))
 
 
 def write_padding(subject: Subject[Any], directory: Path) -> Path:

@@ -15,25 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.library.errors import InputError
 from pipeline.library.settings import DatasetParams, ModelParams, ModelSpec, SplitParams
-from pipeline.pictures.canvas import panel_figure, render, save_png, style
 from pipeline.pictures.padding import Padding
 from pipeline.pictures.page import contents_html, figure_html, page_html, table_html
 from pipeline.pictures.registry import picture_names
 
 #: The explorer page (pipeline/pictures/explorer.py), written beside the report and linked from it.
 EXPLORER_PAGE = "explore.html"
-#: The accuracy the chapter's models reach; the bar chart marks it.
-TARGET_ACCURACY = 0.97
 
 
-def pictures_of(spec: ModelSpec, plots_dir: Path) -> list[Path]:
-    """The pictures plot@<model> writes into `plots_dir` for a variant of `spec`, in the order
-    the report shows them."""
-    return [plots_dir / name for name in picture_names(spec)]
+def pictures_of(spec: ModelSpec, plots_dir: Path, data: str = "squares") -> list[Path]:
+    """The pictures plot@<model> writes into `plots_dir` for a variant of `spec` on data of
+    kind `data`, in the order the report shows them."""
+    return [plots_dir / name for name in picture_names(spec, data)]
 
 
 #: What an evaluate stage's metrics file holds.
@@ -106,14 +101,21 @@ class Variant:
     gates: Mapping[str, Mapping[str, list[float]]] | None = None  # per direction, gate, step
 
     @property
+    def spec(self) -> ModelSpec:
+        """Its architecture, for the shape of its dataset."""
+        return self.model.spec(self.dataset.shape)
+
+    @property
     def pictures(self) -> list[Path]:
         """Every picture of the variant, in the order the page shows them."""
-        return pictures_of(self.model.spec, self.plots_dir)
+        return pictures_of(self.spec, self.plots_dir, self.dataset.kind)
 
     @property
     def separation(self) -> Path:
         """The picture of how its test sequences fall on either side of the decision."""
-        name = "hidden_states.png" if self.model.spec.recurrent else "conv_edges.png"
+        if self.dataset.kind == "digits":
+            return self.plots_dir / "digits_final_states.png"
+        name = "hidden_states.png" if self.spec.recurrent else "conv_edges.png"
         return self.plots_dir / name
 
 
@@ -128,12 +130,13 @@ def ablation_pairs(
     pairs = []
     for ablated, model in models.items():
         shuffled = datasets[model.dataset]
-        if not shuffled.shuffle_points:
+        if shuffled.kind != "squares" or not shuffled.shuffle_points:
             continue
         for base, candidate in models.items():
             ordered = datasets[candidate.dataset]
             if (
-                not ordered.shuffle_points
+                ordered.kind == "squares"
+                and not ordered.shuffle_points
                 and (ordered.n, ordered.noise, ordered.seed, ordered.variable_len)
                 == (shuffled.n, shuffled.noise, shuffled.seed, shuffled.variable_len)
                 and _without_dataset(candidate) == _without_dataset(model)
@@ -144,44 +147,6 @@ def ablation_pairs(
 
 def _without_dataset(model: ModelParams) -> tuple:
     return tuple(value for key, value in vars(model).items() if key != "dataset")
-
-
-def accuracy_bars(names: list[str], accuracies: list[float], path: Path) -> None:
-    """Write a horizontal bar chart of test accuracy per variant, top to bottom as given, with
-    each value printed beside its bar and a line at the chapter's 0.97."""
-    with style():
-        # The left margin holds the longest name (about 0.07 inch a character at 8 points).
-        left = 0.3 + 0.07 * max(len(name) for name in names)
-        figure, panels = panel_figure(
-            "Test accuracy per variant", (1, 1), (5.5, 0.3 * len(names) + 0.2), left=left, heads=0
-        )
-        axes = panels[0, 0]
-        rows = np.arange(len(names))
-        axes.barh(rows, accuracies, color="#7a8b99")
-        for row, accuracy in zip(rows, accuracies, strict=True):
-            axes.text(
-                accuracy + 0.01,
-                row,
-                f"{accuracy:.3f}",
-                va="center",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},  # over the 0.97 line
-            )
-        axes.axvline(TARGET_ACCURACY, color="black", linestyle="--", linewidth=1)
-        axes.set_yticks(rows, names)
-        axes.set_ylim(len(names) - 0.5, -0.5)  # first name on top
-        axes.set_xlim(0, 1.1)  # room right of a perfect score for its value
-        axes.set_xticks(np.linspace(0, 1, 6))
-        axes.set_xlabel(
-            f"test accuracy (dashed: {TARGET_ACCURACY}, what the chapter's models reach)"
-        )
-        values = ", ".join(
-            f"{name} {accuracy:.3f}" for name, accuracy in zip(names, accuracies, strict=True)
-        )
-        description = (
-            f"Test accuracy per variant, best first, as horizontal bars: {values}; a dashed "
-            f"line at {TARGET_ACCURACY}, what the chapter's models reach."
-        )
-        save_png(render(figure), path, description)
 
 
 def ranked(variants: list[Variant]) -> list[Variant]:
@@ -218,7 +183,7 @@ COLUMNS = (
     "variant",
     "architecture",
     "dataset",
-    "squares",
+    "sequences",
     "noise",
     "split % train / val / test",
     "epochs",
@@ -238,7 +203,18 @@ CAPTIONS = {
     "transformed_inputs": "The corners after the input transform, per gate block.",
     "conv_filters": "The learned filters.",
     "conv_edges": "The edge feature of every test sequence on each segment.",
+    "digits_as_read": "A few test digits as images, and as the sequence the variant reads.",
+    "digits_final_states": "What the classifier reads for every test image, in its first two "
+    "principal components, by digit.",
+    "digits_per_class": "Test accuracy per digit, and the confusion matrix.",
 }
+#: What the page adds when digits are among the variants' data.
+DIGITS_INTRO = (
+    "The digits variants read scikit-learn's 8x8 greyscale digits as sequences: by rows (8 "
+    "steps of 8 pixels), pixel by pixel (64 steps), in one fixed permutation of the pixels, "
+    "or in a new random order for each image. Every order keeps every pixel; only the order "
+    "changes, and with it what a recurrent model can learn."
+)
 
 
 def _percent(value: float) -> str:
@@ -256,10 +232,10 @@ def _row(variant: Variant) -> tuple[str, ...]:
     scores = variant.scores
     return (
         variant.name,
-        variant.model.spec.describe(),
+        variant.spec.describe(),
         variant.model.dataset,
         str(variant.dataset.n),
-        f"{variant.dataset.noise:g}",
+        f"{variant.dataset.noise:g}" if variant.dataset.kind == "squares" else "",
         _split_text(variant.split),
         str(variant.model.epochs),
         str(scores.parameters),
@@ -271,12 +247,16 @@ def _row(variant: Variant) -> tuple[str, ...]:
 def _data_text(variant: Variant) -> str:
     """Where a variant's results come from, in words."""
     dataset, split = variant.dataset, variant.split
-    lengths = "2 to 4 points each" if dataset.variable_len else "4 points each"
-    order = ", the points of each square shuffled" if dataset.shuffle_points else ""
+    if dataset.kind == "squares":
+        lengths = "2 to 4 points each" if dataset.variable_len else "4 points each"
+        order = ", the points of each square shuffled" if dataset.shuffle_points else ""
+        what, unit = f"{dataset.n} squares, noise {dataset.noise:g}, {lengths}{order}", "squares"
+    else:
+        what, unit = dataset.describe(), "images"
     return (
-        f"dataset {variant.model.dataset}: {dataset.n} squares, noise {dataset.noise:g}, "
-        f"{lengths}{order} (seed {dataset.seed}); split {_split_text(split)} % train / "
-        f"validation / test (seed {split.seed}): {sum(variant.scores.total)} test squares"
+        f"dataset {variant.model.dataset}: {what} (seed {dataset.seed}); split "
+        f"{_split_text(split)} % train / validation / test (seed {split.seed}): "
+        f"{sum(variant.scores.total)} test {unit}"
     )
 
 
@@ -326,13 +306,14 @@ def _variant_section(variant: Variant) -> str:
     scores, model = variant.scores, variant.model
     name = html.escape(variant.name)
     trained = (
-        f"{model.spec.describe()}, {scores.parameters} parameters, trained for {model.epochs} "
+        f"{variant.spec.describe()}, {scores.parameters} parameters, trained for {model.epochs} "
         f"epochs (batch {model.batch_size}, learning rate {model.lr:g}, seed {model.seed}) on "
         f"{_data_text(variant)}."
     )
     result = (
         f"Test accuracy {_percent(scores.accuracy)} ({sum(scores.correct)} of "
-        f"{sum(scores.total)} squares), test loss {scores.loss:.4f}."
+        f"{sum(scores.total)} {'squares' if variant.dataset.kind == 'squares' else 'images'}), "
+        f"test loss {scores.loss:.4f}."
     )
     return "".join(
         [
@@ -372,7 +353,18 @@ KEEPING = {"z": ("hidden state", True), "f": ("cell state", False)}
 DIRECTION_ORDER = ("forward", "backward")
 
 
+#: Sequences up to this long get every step's value; longer ones first, mean and last.
+LISTED_STEPS = 8
+
+
 def _steps(values: list[float]) -> str:
+    """A gate's means per step in words: "0.27, 0.25 and 0.16 at steps 1 to 3"."""
+    if len(values) > LISTED_STEPS:
+        mean = sum(values) / len(values)
+        return (
+            f"{values[0]:.2f} at step 1, {mean:.2f} over all {len(values)} steps and "
+            f"{values[-1]:.2f} at the last"
+        )
     numbers = [f"{value:.2f}" for value in values]
     listed = ", ".join(numbers[:-1]) + f" and {numbers[-1]}" if len(numbers) > 1 else numbers[0]
     return f"{listed} at steps 1 to {len(numbers)}" if len(numbers) > 1 else f"{listed} at step 1"
@@ -396,8 +388,7 @@ def _gate_sentences(variant: Variant) -> str:
                 kept = sum(later) / len(later)
                 rest = f" and writes {1 - kept:.0%} anew" if rest_is_new else ""
                 parts.append(
-                    f"so from the second point on it keeps {kept:.0%} of its {state} per step"
-                    + rest
+                    f"so from the second step on it keeps {kept:.0%} of its {state} per step" + rest
                 )
         items.append(f"{variant.name}{where}: " + "; ".join(parts) + ".")
     return "".join(f"<li>{html.escape(item)}</li>" for item in items)
@@ -415,8 +406,8 @@ def _gates_section(gated: list[Variant], plain: list[Variant]) -> str:
     )
     closing = (
         "A plain RNN has no gate: each point enters its state at full weight, through one "
-        f"tanh. Test accuracy here: {scores}. At one noise level nearly every variant is "
-        "right; the noise sweep below asks where the gates make the difference."
+        f"tanh. Test accuracy here: {scores}. On the squares, at one noise level, nearly every "
+        "variant is right; the noise sweep below asks where the gates make the difference."
     )
     items = "".join(_gate_sentences(variant) for variant in ranked(gated))
     return (
@@ -461,7 +452,7 @@ def render_report(
     by_name = {variant.name: variant for variant in variants}
     order = ranked(variants)
     gated = [variant for variant in order if variant.gates and any(variant.gates.values())]
-    plain = [variant for variant in order if variant.model.spec.arch == "rnn"]
+    plain = [variant for variant in order if variant.model.arch == "rnn"]
     contents = [("results", "Results")]
     contents += [("order", "Order carries the meaning")] if ablations else []
     pairs = padding.pairs if padding is not None else []
@@ -471,6 +462,11 @@ def render_report(
     contents += [(variant.name, variant.name) for variant in order]
     parts = [
         f"<p>{html.escape(INTRO)}</p>",
+        *(
+            [f"<p>{html.escape(DIGITS_INTRO)}</p>"]
+            if any(variant.dataset.kind == "digits" for variant in variants)
+            else []
+        ),
         f'<p><a href="{EXPLORER_PAGE}">{html.escape(EXPLORER_LINK)}</a>'
         f"{html.escape(EXPLORER_TEXT)}</p>",
         contents_html(contents),

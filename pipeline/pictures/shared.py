@@ -38,12 +38,13 @@ class Subject(Generic[Numbers]):
 
     title: the variant's name and architecture, which every picture starts with; history: its
     training curves (None in a picture of two variants); numbers: what its kind of variant
-    draws, computed before any drawing.
+    draws, computed before any drawing; loss: the loss it trained on, in words.
     """
 
     title: str
     history: History | None
     numbers: Numbers
+    loss: str = "binary cross-entropy"
 
 
 def colorbar(figure: Figure, mappable: ScalarMappable, beside: Axes, label: str) -> None:

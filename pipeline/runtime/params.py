@@ -20,12 +20,15 @@ from pydantic_core import ErrorDetails
 
 from pipeline.library.errors import ParamsError
 from pipeline.library.settings import (
+    DATASET_CLASSES,
+    DATASET_KINDS,
     DatasetParams,
     ModelParams,
     Name,
     Settings,
     SplitParams,
     at_key,
+    describe,
     one_line,
     one_of,
     problem_with,
@@ -148,16 +151,25 @@ def _check_across_sections(params: Params) -> None:
                 f"{key}.dataset",
                 f"must name a key of datasets ({known}), got {model.dataset!r}",
             )
-        variable_len = datasets[model.dataset].variable_len
+        dataset = datasets[model.dataset]
+        variable_len, steps = dataset.variable_len, dataset.shape.sequence_length
         if model.arch == "conv1d" and variable_len:
             _refuse(params, f"{key}.dataset", "must be a fixed-length dataset for arch conv1d")
+        if model.kernel_size > steps:
+            _refuse(
+                params,
+                f"{key}.kernel_size",
+                f"must be at most the {steps} steps of dataset {model.dataset!r}, "
+                f"got {model.kernel_size}",
+            )
         if model.packed and not variable_len:
-            # Unpacked, a bidirectional model on variable lengths reads the padding: that is
-            # a variant to compare (lstm_padded). On one length there is nothing to pack.
+            # Every sequence has every step: packing would cut nothing and only cost time.
+            # (Unpacked on variable lengths is allowed: padding is a variant to compare.)
             _refuse(
                 params,
                 f"{key}.packed",
-                f"must be false on fixed-length dataset {model.dataset!r} (nothing to pack)",
+                f"must be false on fixed-length dataset {model.dataset!r} (every sequence has "
+                f"{steps} steps: nothing to pack)",
             )
 
 
@@ -199,22 +211,36 @@ def _first_mistake(error: ValidationError) -> str:
 
 
 def _explain(error: ErrorDetails) -> str:
-    loc, kind = error["loc"], error["type"]
+    tagged, kind = error["loc"], error["type"]
+    loc = _untagged(tagged)
+    if kind == "unknown_kind":
+        return at_key(
+            (*loc, "kind"),
+            f"must be one of {', '.join(DATASET_KINDS)}, got {describe(error['input']['kind'])}",
+        )
     if kind in ("extra_forbidden", "invalid_key"):
-        allowed = ", ".join(_section_at(loc[:-1]).model_fields)
+        allowed = ", ".join(_section_at(tagged[:-1]).model_fields)
         unknown = one_line(str(loc[-1]), 40)
         return at_key((*loc[:-1], unknown), f"is not a known key (allowed: {allowed})")
     if kind == "missing":
         return at_key(loc, "is missing")
     if kind == "model_type":
-        return at_key(loc, f"must be a mapping of {', '.join(_section_at(loc).model_fields)}")
+        return at_key(loc, f"must be a mapping of {', '.join(_section_at(tagged).model_fields)}")
     if kind in ("dict_type", "too_short"):
         return at_key(loc, "must be a non-empty mapping of names to settings")
     return at_key(loc, problem_with(error))
 
 
+def _untagged(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`loc` without the kind pydantic puts after a dataset's name (datasets.d.digits.order)."""
+    if loc[:1] == ("datasets",) and len(loc) > 2 and loc[2] in DATASET_CLASSES:
+        return loc[:2] + loc[3:]
+    return loc
+
+
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel]:
-    """The settings model of the mapping at `loc`: Params, or one of its named sections."""
+    """The settings model of the mapping at (tagged) `loc`: Params, or one of its named
+    sections (a dataset's by the kind in its location)."""
     section: Any = Params
     parts = iter(loc)
     for part in parts:
@@ -222,6 +248,8 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel]:
         if get_origin(section) is dict:
             section = get_args(section)[1]
             next(parts, None)  # the section's name
+            if section is DatasetParams:
+                section = DATASET_CLASSES[next(parts, "squares")]
     return section
 
 

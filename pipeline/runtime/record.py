@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.library.settings import DatasetParams
 from pipeline.runtime import host
 from pipeline.runtime.declaration import Stage
 from pipeline.runtime.params import Params
@@ -54,11 +53,13 @@ class DatasetFile:
 @dataclass(frozen=True)
 class LoggedModel:
     """A trained model to log: its checkpoint's directory, what made it, what it accepts
-    (the lengths and coordinates of its training data)."""
+    (the lengths, features, coordinates and classes of its training data), and an input
+    example (one training sequence's points; None: the clockwise square A, B, C, D)."""
 
     directory: Path
     settings: dict[str, Any]
     accepts: dict[str, Any]
+    example: list[list[float]] | None = None
 
 
 @dataclass
@@ -98,21 +99,21 @@ def describe_run(stage: Stage, name: str | None, params: Params, inputs: list[Pa
     if stage.item == "models":
         model = params.model(name)
         dataset = params.dataset(model.dataset)
-        tags |= {"variant": name, "arch": model.spec.arch, "dataset": model.dataset}
+        tags |= {"variant": name, "arch": model.arch, "dataset": model.dataset}
         shared = model.settings() | {
             "device": params.device,
             "cpu_capability": params.cpu_capability,
         }
         shared |= _data_params(params, model.dataset, with_split=True)
         what = (
-            f"{model.spec.describe()}, {model.epochs} epochs on {model.dataset} "
-            f"({_squares(dataset)})"
+            f"{model.spec(dataset.shape).describe()}, {model.epochs} epochs on {model.dataset} "
+            f"({dataset.describe()})"
         )
     elif stage.item == "datasets":
         tags["dataset"] = name
         with_split = stage.name != "generate"
         shared = {"dataset": name} | _data_params(params, name, with_split=with_split)
-        what = _squares(params.dataset(name))
+        what = params.dataset(name).describe()
     else:
         shared = {"variants": ",".join(params.models), **_split_params(params)}
         what = f"{len(params.models)} variants on one page"
@@ -128,13 +129,6 @@ def describe_run(stage: Stage, name: str | None, params: Params, inputs: list[Pa
         tags=tags,
         inputs=inputs,
     )
-
-
-def _squares(dataset: DatasetParams) -> str:
-    """A dataset in words: "1,024 squares, noise 0.1, 4 points each"."""
-    points = "2 to 4 points each" if dataset.variable_len else "4 points each"
-    order = ", points shuffled" if dataset.shuffle_points else ""
-    return f"{dataset.n:,} squares, noise {dataset.noise:g}, {points}{order}"
 
 
 def _data_params(params: Params, dataset: str, with_split: bool) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""generate@<dataset>: draw a dataset of noisy squares and write it as Parquet."""
+"""generate@<dataset>: draw a dataset of noisy squares, or read scikit-learn's digits in a
+reading order, and write it as Parquet."""
 
 from pipeline.library.squares import generate_squares, shuffle_points, write_squares
 from pipeline.runtime.declaration import Arg, Stage
@@ -20,8 +21,13 @@ def check(context: Context) -> None:
 
 def run(context: Context) -> None:
     dataset, output = context.dataset, context.outputs["raw"]
-    squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
-    if dataset.shuffle_points:
-        squares = shuffle_points(squares, dataset.seed)
-    write_squares(squares, output)
+    if dataset.kind == "digits":
+        from pipeline.library.digits import generate_digits
+
+        sequences = generate_digits(dataset.order, dataset.seed)
+    else:
+        sequences = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
+        if dataset.shuffle_points:
+            sequences = shuffle_points(sequences, dataset.seed)
+    write_squares(sequences, output)
     context.record.dataset(output, "generated")

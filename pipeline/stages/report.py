@@ -10,6 +10,7 @@ from pipeline.library.files import write_text
 from pipeline.library.history import read_history, write_curves
 from pipeline.library.models import load_checkpoint
 from pipeline.library.squares import Squares, read_squares
+from pipeline.pictures.accuracy_bars import accuracy_bars
 from pipeline.pictures.explorer import Trained, explorer_data, render_explorer
 from pipeline.pictures.from_weights import gate_means
 from pipeline.pictures.padding import Padding
@@ -19,7 +20,6 @@ from pipeline.pictures.report import (
     Scores,
     Variant,
     ablation_pairs,
-    accuracy_bars,
     ranked,
     render_report,
 )
@@ -77,7 +77,7 @@ def trained_variants(context: Context, variants: list[Variant]) -> list[Trained]
         if dataset not in tests:
             tests[dataset] = read_squares(context.inputs["split"] / dataset / "test.parquet")
         model = load_checkpoint(context.inputs["models"] / variant.name)
-        description = variant.model.spec.describe()
+        description = variant.spec.describe()
         trained.append(
             Trained(variant.name, description, variant.scores.accuracy, model, tests[dataset])
         )
@@ -97,7 +97,7 @@ def run(context: Context) -> None:
     # What the gates did on the test squares, in numbers, for the report's sentences.
     ordered = [
         replace(variant, gates=gate_means(model.model, model.test))
-        if variant.model.spec.recurrent
+        if variant.spec.recurrent
         else variant
         for variant, model in zip(ranked(variants), trained, strict=True)
     ]
@@ -112,7 +112,13 @@ def run(context: Context) -> None:
             Padding(padding_pairs(params.models), context.inputs["padding"]),
         ),
     )
-    write_text(report / EXPLORER_PAGE, render_explorer(explorer_data(trained)))
+    # The explorer draws squares: the variants that read them.
+    squares = [
+        model
+        for variant, model in zip(ordered, trained, strict=True)
+        if variant.dataset.kind == "squares"
+    ]
+    write_text(report / EXPLORER_PAGE, render_explorer(explorer_data(squares)))
     histories = {name: read_history(context.inputs["history"] / name) for name in params.models}
     write_curves(histories, report / "curves.csv")
     context.record.metrics = {f"test_accuracy_{v.name}": v.scores.accuracy for v in ordered}

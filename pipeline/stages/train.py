@@ -6,7 +6,7 @@ from pipeline.library.errors import ParamsError
 from pipeline.library.history import FILES as HISTORY_FILES
 from pipeline.library.history import History, write_history
 from pipeline.library.models import CONFIG_FILE, WEIGHTS_FILE, build_model, save_checkpoint
-from pipeline.library.squares import count_rows, extent, read_squares
+from pipeline.library.squares import count_rows, extent, read_squares, shape_of
 from pipeline.library.training import (
     LabelledSequences,
     TrainingDivergedError,
@@ -46,14 +46,16 @@ def check(context: Context) -> None:
             f"{context.params.source}: {key}.batch_size must be at most the training split's "
             f"size {rows} ({train_file}), got {settings.batch_size}"
         )
-    require_memory(context, f"{key}.hidden_dim", squares=rows, spec=settings.spec)
+    spec = settings.spec(context.dataset.shape)
+    require_memory(context, f"{key}.hidden_dim", squares=rows, spec=spec)
 
 
 def run(context: Context) -> None:
     settings, splits = context.model, context.inputs["splits"]
     train_file, val_file = splits / "train.parquet", splits / "val.parquet"
-    model = build_model(settings.spec, seed=settings.seed)
     training = read_squares(train_file)
+    spec = settings.spec(shape_of(training))  # features, steps and classes: the data's
+    model = build_model(spec, seed=settings.seed)
     try:
         epochs = train(
             model,
@@ -72,7 +74,7 @@ def run(context: Context) -> None:
         raise ParamsError(
             f"{context.params.source}: models.{context.name}.lr: {error}; try a smaller one"
         ) from None
-    save_checkpoint(model, settings.spec, context.outputs["checkpoint"])
+    save_checkpoint(model, spec, context.outputs["checkpoint"])
     write_history(History.from_epochs(epochs), context.outputs["history"])
 
     context.record.dataset(train_file, "training")
@@ -82,4 +84,5 @@ def run(context: Context) -> None:
         directory=context.outputs["checkpoint"],
         settings=settings.settings() | {"cpu_capability": context.params.cpu_capability},
         accepts=extent(training),
+        example=training.points[0, : training.lengths[0]].tolist(),
     )

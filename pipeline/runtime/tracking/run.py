@@ -120,7 +120,7 @@ class StageRun:
             files = {f"data/{file.name}": file for file in model.directory.iterdir()}
             directory = linked_tree(files, scratch) / "data"
             write_accepts(directory, model.accepts, model.settings["cpu_capability"])
-            example = pd.DataFrame({"points": [SQUARE_EXAMPLE]})
+            example = pd.DataFrame({"points": [model.example or SQUARE_EXAMPLE]})
             with warnings.catch_warnings():  # MLflow's hints about column types are not news
                 warnings.simplefilter("ignore", UserWarning)
                 probabilities = load_model_dir(directory).predict(example)

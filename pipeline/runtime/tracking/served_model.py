@@ -1,13 +1,15 @@
-"""The logged MLflow model: a trained checkpoint that scores squares a client sends.
+"""The logged MLflow model: a trained checkpoint that scores sequences a client sends.
 
 MLflow loads a logged model through `_load_pyfunc` (this module is its `loader_module`). A
-client sends what it has, a square's points, one row per square:
+client sends what it has, a sequence's points, one row per sequence; for a square:
 
     {"dataframe_records": [{"points": [[-1, -1], [-1, 1], [1, 1], [1, -1]]}]}
 
-(each point `[x, y]` in JSON integers or floats, or `{"x0": x, "x1": y}` as in the Parquet
-files; an optional `seq_id` is ignored). It answers P(clockwise) per row, exactly as the
-evaluate stage does: the CPU kernels are pinned as the stages pin them before torch runs
+(each point a list of as many numbers as the training data's points have, F: a square's
+`[x, y]`, a row of digit pixels; JSON integers or floats, or `{"x0": x, ..., "x{F-1}": ...}`
+as in the Parquet files; an optional `seq_id` is ignored). For two classes it answers the
+probability of class 1 per row (P(clockwise)), for more each class's probability, exactly as
+the evaluate stage does: the CPU kernels are pinned as the stages pin them before torch runs
 anything. A row the model was not trained for (a length outside its training data's,
 coordinates that are not finite or far outside them) is refused with MLflow's 400 and one
 line saying which row and why.
@@ -32,15 +34,17 @@ COORDINATE_MARGIN = 10
 
 
 class SquareClassifier:
-    """A trained model that scores squares given as lists of points."""
+    """A trained model that scores sequences (squares, digits) given as lists of points."""
 
     def __init__(self, model: Any, accepts: dict[str, Any]) -> None:
         self.model = model
         self.lengths = range(accepts["min_length"], accepts["max_length"] + 1)
         self.limit = COORDINATE_MARGIN * accepts["max_abs_coordinate"]
+        self.features = accepts.get("n_features", 2)  # a model logged before digits: squares
+        self.classes = tuple(accepts.get("classes", ("counter-clockwise", "clockwise")))
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
-        """P(clockwise) (N,) of each row's square."""
+        """Two classes: P(class 1) (N,) of each row's sequence; more: (N, C), each class's."""
         del params  # the model takes no inference params
         from pipeline.library.squares import Squares, pad_points
         from pipeline.library.training import LabelledSequences, predict_proba
@@ -49,23 +53,23 @@ class SquareClassifier:
             raise _refused("the input has no `points` column (one list of [x, y] per square)")
         rows = [self._points(index, row) for index, row in enumerate(model_input["points"])]
         lengths = np.array([len(row) for row in rows], dtype=np.int64)
-        flat = np.concatenate(rows) if rows else np.zeros((0, 2))
+        flat = np.concatenate(rows) if rows else np.zeros((0, self.features))
         squares = Squares(
             seq_ids=np.arange(len(rows), dtype=np.int64),
             points=pad_points(flat, lengths, max(self.lengths)),
             lengths=lengths,
             labels=np.zeros(len(rows), dtype=np.int64),
+            classes=self.classes,
         )
         return predict_proba(self.model, LabelledSequences.from_squares(squares)).numpy()
 
     def _points(self, index: int, row: Any) -> np.ndarray:
-        """Row `index`'s points as an (L, 2) float64 array, or a one-line refusal."""
+        """Row `index`'s points as an (L, F) float64 array, or a one-line refusal."""
         try:
-            points = [_point(point) for point in row]
+            points = [_point(point, self.features) for point in row]
         except (TypeError, ValueError, KeyError):
-            raise _refused(
-                f"row {index}: points must be a list of [x, y] pairs of numbers"
-            ) from None
+            what = "[x, y] pairs of" if self.features == 2 else f"lists of {self.features}"
+            raise _refused(f"row {index}: points must be a list of {what} numbers") from None
         if len(points) not in self.lengths:
             expected = f"{self.lengths.start} to {self.lengths.stop - 1}"
             if len(self.lengths) == 1:
@@ -85,12 +89,16 @@ class SquareClassifier:
         return array
 
 
-def _point(point: Any) -> tuple[float, float]:
-    """A point given as [x, y] or {"x0": x, "x1": y}, as floats (ints are welcome)."""
-    x, y = (point["x0"], point["x1"]) if isinstance(point, dict) else point
-    if isinstance(x, bool) or isinstance(y, bool):
+def _point(point: Any, features: int) -> tuple[float, ...]:
+    """A point given as [x0, ..., x{F-1}] or {"x0": ..., ...}, as floats (ints are welcome)."""
+    if isinstance(point, dict):
+        point = [point[f"x{axis}"] for axis in range(features)]
+    values = list(point)
+    if len(values) != features:
+        raise ValueError(f"a point has {features} numbers")
+    if any(isinstance(value, bool) for value in values):
         raise TypeError("a point's coordinates are numbers")
-    return float(x), float(y)
+    return tuple(float(value) for value in values)
 
 
 def _refused(reason: str) -> MlflowException:
