@@ -26,15 +26,12 @@ from pipeline.runtime.params import Params, load_params
 PARAMS = load_params()
 numerics.pin(PARAMS.cpu_capability)  # before torch is imported, as in every stage
 
-from pipeline.library.digits import generate_digits  # noqa: E402
 from pipeline.library.history import History  # noqa: E402
 from pipeline.library.models import build_model  # noqa: E402
 from pipeline.library.split import stratified_split  # noqa: E402
 from pipeline.library.squares import (  # noqa: E402
     Squares,
-    generate_squares,
     shape_of,
-    shuffle_points,
 )
 from pipeline.pictures.accuracy_bars import accuracy_bars  # noqa: E402
 from pipeline.pictures.plots import plot_variant  # noqa: E402
@@ -44,6 +41,7 @@ from pipeline.pictures.report import (  # noqa: E402
     ablation_pairs,
     render_report,
 )
+from pipeline.stages.generate import sequences_of  # noqa: E402
 
 REPEATS = 3
 PLOT_BUDGET_S, REPORT_BUDGET_S = 10.0, 5.0
@@ -52,12 +50,7 @@ PLOT_BUDGET_S, REPORT_BUDGET_S = 10.0, 5.0
 def test_split(params: Params, dataset_name: str) -> Squares:
     """The default test split of a dataset, as the pipeline makes it."""
     dataset, split = params.datasets[dataset_name], params.split
-    if dataset.kind == "digits":
-        squares = generate_digits(dataset.order, dataset.seed)
-    else:
-        squares = generate_squares(dataset.n, dataset.noise, dataset.seed, dataset.variable_len)
-        if dataset.shuffle_points:
-            squares = shuffle_points(squares, dataset.seed)
+    squares = sequences_of(dataset)
     return squares.take(stratified_split(squares.labels, split.val, split.test, split.seed).test)
 
 

@@ -160,7 +160,7 @@ def test_dvc_plots_page_draws_every_chart_offline(reproduced_repo, offline_page,
     assert len(matrices) == len(variants), f"one confusion matrix per variant {seen}"
     for variant in variants:
         matrix = charts[f"data_predictions_{variant}_csv"]
-        labels = {"clockwise", "counter-clockwise", "actual direction", "predicted direction"}
+        labels = {"clockwise", "counter-clockwise", "actual class", "predicted class"}
         assert labels <= set(matrix["text"]), f"confusion axes read {matrix['text']} {seen}"
         # Every cell shows its count: the counts of the predictions file.
         rows = (reproduced_repo.root / f"data/predictions/{variant}.csv").read_text().splitlines()
